@@ -1,0 +1,1 @@
+"""Dataset recipes and cards; installed as the package data of `streetwatch.recipes`."""

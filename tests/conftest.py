@@ -1,0 +1,27 @@
+"""Shared fixtures: an offline ultralytics runtime for the whole session, and the real data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One offline ultralytics runtime per test session (ultralytics reads its settings once per process)."""
+    from detector.runtime import prepare_runtime
+
+    state = tmp_path_factory.mktemp("runtime")
+    prepare_runtime(state)
+    return state
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or a skip that says why."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real street data is not here ({SHARED_DATA}); it exists on the project's machines and CI")
+    return SHARED_DATA

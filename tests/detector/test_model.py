@@ -1,0 +1,62 @@
+"""Loading models through the one interface, and what the shipped model sees in a real street photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from detector.model import Detector, ModelError, shipped_model
+from detector.taxonomy import TAXONOMY
+from streetwatch.demo import asset_image
+
+
+@pytest.fixture(scope="module")
+def detector(runtime_dir: Path) -> Detector:
+    return Detector(state_dir=runtime_dir)
+
+
+def test_shipped_model_speaks_the_taxonomy(detector: Detector) -> None:
+    assert detector.info.path == shipped_model()
+    assert detector.info.format == "pt"
+    assert detector.info.names == TAXONOMY
+    assert detector.info.version.startswith("streetwatch-n-")
+
+
+def test_shipped_model_sees_the_bus_and_the_people_in_bus_jpg(detector: Detector) -> None:
+    (dets,) = detector.detect([asset_image("bus.jpg")])
+    names = dets.names
+    assert "bus" in names, names
+    assert names.count("person") >= 2, names
+    assert ((dets.xyxy >= 0) & (dets.xyxy <= 1)).all()
+
+
+def test_batch_returns_one_result_per_image_in_order(detector: Detector) -> None:
+    bus, zidane = asset_image("bus.jpg"), asset_image("zidane.jpg")
+    batch = detector.detect([bus, zidane, bus])
+    assert len(batch) == 3
+    assert batch[0].names == batch[2].names
+
+
+def test_missing_model_file_names_the_path(tmp_path: Path, runtime_dir: Path) -> None:
+    with pytest.raises(ModelError, match=r"model file .*nope\.pt does not exist"):
+        Detector(tmp_path / "nope.pt", state_dir=runtime_dir)
+
+
+def test_unsupported_format_is_refused(tmp_path: Path, runtime_dir: Path) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\0")
+    with pytest.raises(ModelError, match="unsupported model format"):
+        Detector(path, state_dir=runtime_dir)
+
+
+def test_model_with_foreign_class_names_is_refused(tmp_path: Path, runtime_dir: Path) -> None:
+    ckpt = torch.load(shipped_model(), map_location="cpu", weights_only=False)
+    names = dict(ckpt["model"].names)
+    names[8] = "overflow"
+    ckpt["model"].names = names
+    path = tmp_path / "renamed.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(ModelError, match=r"\['overflow'\] are not in the streetwatch taxonomy"):
+        Detector(path, state_dir=runtime_dir)

@@ -1,0 +1,58 @@
+"""End to end: a video built from a real photo, the shipped model, a no-parking rule and the case service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from streetwatch.cli import app
+from streetwatch.demo import BUS_KERB_ZONE, asset_image, write_video
+
+pytestmark = pytest.mark.slow
+
+
+def test_long_stay_raises_one_case_and_short_stay_none(tmp_path: Path, runtime_dir: Path) -> None:
+    bus = asset_image("bus.jpg")
+    # 16 s parked (dwell 8 s): one case; 20 s of empty street; then 5 s parked: too short for a case.
+    write_video(tmp_path / "kerb.mp4", [(bus, 16.0), (None, 20.0), (bus, 5.0)], fps=5)
+    config = {
+        "cameras": [
+            {
+                "id": "cam-kerb",
+                "source": "kerb.mp4",
+                "sample_every_s": 1.0,
+                "zones": [{"id": "kerb", "kind": "no_parking", "polygon": BUS_KERB_ZONE, "dwell_s": 8}],
+            }
+        ]
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    state = tmp_path / "state"
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--state-dir", str(state)])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, ["cases", "--state-dir", str(state), "--json"])
+    assert listed.exit_code == 0, listed.output
+    cases = json.loads(listed.stdout)
+
+    assert len(cases) == 1
+    (case,) = cases
+    assert case["type"] == "illegal_parking" and case["camera_id"] == "cam-kerb" and case["zone_id"] == "kerb"
+    assert case["status"] == "draft" and case["evidence_count"] >= 1
+    assert set(case["labels"]) <= {"car", "bus", "truck", "motorcycle"}
+
+    # Running the same file again finds the same violation: the idempotency key keeps it one case.
+    again = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--state-dir", str(state)])
+    assert again.exit_code == 0, again.output
+    assert len(json.loads(runner.invoke(app, ["cases", "--state-dir", str(state), "--json"]).stdout)) == 1
+
+
+def test_missing_video_is_reported_by_camera(tmp_path: Path, runtime_dir: Path) -> None:
+    config = {"cameras": [{"id": "cam-gone", "source": "nowhere.mp4", "zones": []}]}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--state-dir", str(tmp_path / "s")])
+    assert "camera cam-gone failed" in result.output and "nowhere.mp4 does not exist" in result.output
