@@ -1,0 +1,1 @@
+"""The case service: draft cases from camera agents, their evidence, and reviewers' decisions."""

@@ -1,0 +1,65 @@
+"""Administration straight on the database, for the command line: API keys and stored cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import crud
+from service.db import make_engine, make_sessions
+from service.migrations import upgrade_engine
+from service.schemas import CaseOut, CaseStatus, CaseType, KeyCreated, KeyIn, KeyOut, Role
+from service.settings import ServiceSettings
+from service.views import case_out, key_out
+
+
+@contextmanager
+def open_database(settings: ServiceSettings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the settings' database, migrated to head first; the engine is disposed on exit."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade_engine(engine)
+        yield make_sessions(engine)
+    finally:
+        engine.dispose()
+
+
+def issue_key(settings: ServiceSettings, *, role: Role, name: str | None = None) -> KeyCreated:
+    """Create and store an API key; the returned `key` is the only copy of the secret.
+
+    Raises:
+        pydantic.ValidationError: the name is too long.
+    """
+    request = KeyIn(role=role, name=name or f"{role.value}-key")
+    with open_database(settings) as sessions, sessions() as session:
+        key, secret = crud.create_api_key(session=session, role=request.role, name=request.name, now=datetime.now(UTC))
+        return KeyCreated(**key_out(key).model_dump(), key=secret)
+
+
+def list_keys(settings: ServiceSettings) -> list[KeyOut]:
+    """Every stored key, oldest first, without secrets."""
+    with open_database(settings) as sessions, sessions() as session:
+        return [key_out(k) for k in crud.list_api_keys(session=session)]
+
+
+def revoke_key(settings: ServiceSettings, key_id: int) -> KeyOut | None:
+    """Revoke a key; None if there is no such key."""
+    with open_database(settings) as sessions, sessions() as session:
+        key = crud.revoke_api_key(session=session, key_id=key_id, now=datetime.now(UTC))
+        return None if key is None else key_out(key)
+
+
+def stored_cases(
+    settings: ServiceSettings,
+    *,
+    status: CaseStatus | None = None,
+    case_type: CaseType | None = None,
+    limit: int = 50,
+) -> list[CaseOut]:
+    """The newest stored cases, as the API would return them."""
+    with open_database(settings) as sessions, sessions() as session:
+        rows, _next = crud.list_cases(session=session, status=status, case_type=case_type, limit=limit)
+        return [case_out(c) for c in rows]

@@ -1,0 +1,106 @@
+"""`create_app(settings)`: the case service as a FastAPI app, its database migrated to head."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.auth import hash_key
+from service.body_limit import RequestBodyLimit
+from service.db import make_engine, make_sessions
+from service.deps import Clock, Services
+from service.evidence import LocalEvidenceStore
+from service.metrics import Metrics, RequestTimer
+from service.migrations import upgrade_engine
+from service.routes import cases, keys, ops
+from service.schemas import FieldError, Problem
+from service.settings import ServiceSettings
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI:
+    """Build the app: connect to and migrate the database, open the evidence store, wire the routes.
+
+    Args:
+        settings: where the data lives and how posts are merged.
+        clock: wall time for `created_at` and review times; tests pass their own.
+    """
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade_engine(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    sessions = make_sessions(engine)
+    metrics = Metrics(sessions)
+    bootstrap = settings.bootstrap_agent_key
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        store=LocalEvidenceStore(settings.resolved_evidence_dir),
+        metrics=metrics,
+        clock=clock,
+        bootstrap_key_hash=None if bootstrap is None else hash_key(bootstrap.get_secret_value()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="streetwatch case service",
+        summary="Draft cases from camera agents, evidence, and reviewers' decisions.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(
+        RequestBodyLimit,
+        max_bytes=settings.max_request_bytes,
+        detail=f"request body is larger than {settings.max_request_bytes} bytes: at most "
+        f"{settings.max_evidence_parts} evidence images of {settings.max_evidence_bytes} bytes each",
+    )
+    app.add_middleware(RequestTimer, metrics=metrics)
+    app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
+    app.include_router(keys.router)
+    app.include_router(ops.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(e) for e in exc.errors()]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
+        return JSONResponse(Problem(detail=detail, errors=errors).model_dump(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            Problem(detail=str(exc.detail)).model_dump(), status_code=exc.status_code, headers=exc.headers
+        )
+
+    return app
+
+
+def _field_error(error: dict[str, Any]) -> FieldError:
+    loc: Sequence[str | int] = error.get("loc", ())
+    if error.get("type") == "json_invalid":
+        # FastAPI reports a character offset as the location of broken JSON; name the part instead.
+        where = "case" if "case" in loc else "body"
+        reason = error.get("ctx", {}).get("error") or error.get("msg", "")
+        return FieldError(field=where, message=f"invalid JSON: {reason}")
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return FieldError(field=field or "body", message=str(error.get("msg", "invalid")))

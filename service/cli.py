@@ -1,0 +1,171 @@
+"""The case service's commands (`serve`, `keys`, `cases`), added to the streetwatch CLI by `register(app)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.box import SIMPLE_HEAD
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from service.admin import issue_key, list_keys, revoke_key, stored_cases
+from service.app import create_app
+from service.db import url_for_display
+from service.schemas import CaseStatus, CaseType, Role
+from service.settings import ServiceSettings
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Folder of the embedded database and evidence [default: ./streetwatch-data]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the case database, e.g. postgresql+psycopg://user:pw@host/db [default: SQLite "
+        "in the state dir].",
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(state_dir: Path | None, database_url: str | None) -> ServiceSettings:
+    # Only options actually given override the STREETWATCH_* environment.
+    given: dict[str, object] = {}
+    if state_dir is not None:
+        given["state_dir"] = state_dir
+    if database_url is not None:
+        given["database_url"] = database_url
+    try:
+        return ServiceSettings.model_validate(given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid service settings: {problems}", 2)
+
+
+@contextmanager
+def _database_errors(settings: ServiceSettings) -> Iterator[None]:
+    try:
+        yield
+    except ArgumentError as exc:
+        _fail(f"--database-url: not a database URL SQLAlchemy understands ({exc})", 2)
+    except SQLAlchemyError as exc:
+        where = url_for_display(settings.resolved_database_url)
+        _fail(f"cannot use the case database at {where} (check --database-url / --state-dir): {exc}")
+
+
+def serve(
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the case service (API under /api/v1, /healthz, /metrics) until stopped."""
+    settings = _settings(state_dir, database_url)
+    with _database_errors(settings):
+        app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def keys_create(
+    role: Annotated[Role, typer.Option(help="agent (posts cases), reviewer (reads, decides) or admin (all).")],
+    name: Annotated[
+        str | None, typer.Option(help="Who holds the key, for the audit trail [default: ROLE-key].")
+    ] = None,
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key and print it as the last line (it is stored only as a hash)."""
+    settings = _settings(state_dir, database_url)
+    try:
+        with _database_errors(settings):
+            created = issue_key(settings, role=role, name=name)
+    except ValidationError as exc:
+        _fail(f"--name: {exc.errors()[0]['msg']}", 2)
+    Console(stderr=True).print(
+        f"Created {created.role.value} key #{created.id} '{created.name}'. It is shown only now:", highlight=False
+    )
+    typer.echo(created.key)
+
+
+def keys_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> None:
+    """List API keys (without secrets)."""
+    settings = _settings(state_dir, database_url)
+    with _database_errors(settings):
+        keys = list_keys(settings)
+    table = Table("id", "name", "role", "created", "revoked", box=SIMPLE_HEAD)
+    for key in keys:
+        revoked = "" if key.revoked_at is None else key.revoked_at.isoformat(timespec="seconds")
+        table.add_row(str(key.id), key.name, key.role.value, key.created_at.isoformat(timespec="seconds"), revoked)
+    Console().print(table)
+
+
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(metavar="KEY_ID", help="The key's id, as `keys list` shows it.")],
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key; requests carrying it get 401 from then on."""
+    settings = _settings(state_dir, database_url)
+    with _database_errors(settings):
+        key = revoke_key(settings, key_id)
+    if key is None:
+        _fail(f"KEY_ID: there is no API key {key_id}")
+    Console().print(f"Revoked {key.role.value} key #{key.id} '{key.name}'.", highlight=False)
+
+
+def cases(
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
+    status: Annotated[CaseStatus | None, typer.Option(help="Only cases with this status.")] = None,
+    case_type: Annotated[CaseType | None, typer.Option("--type", help="Only cases of this type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
+) -> None:
+    """List stored cases, newest first."""
+    settings = _settings(state_dir, database_url)
+    with _database_errors(settings):
+        found = stored_cases(settings, status=status, case_type=case_type, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([c.model_dump(mode="json") for c in found], indent=2))
+        return
+    if not found:
+        Console().print("No cases.")
+        return
+    table = Table("id", "status", "type", "camera", "zone", "detected at", "conf", "seen", "images", box=SIMPLE_HEAD)
+    for c in found:
+        table.add_row(
+            str(c.id),
+            c.status.value,
+            c.type.value,
+            c.camera_id,
+            c.zone_id,
+            c.detected_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{c.confidence:.2f}",
+            str(c.sightings),
+            str(c.evidence_count),
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `keys create|list|revoke` and `cases` to a Typer app."""
+    keys = typer.Typer(help="Create, list and revoke API keys of the case service.", no_args_is_help=True)
+    keys.command("create")(keys_create)
+    keys.command("list")(keys_list)
+    keys.command("revoke")(keys_revoke)
+    app.command("serve")(serve)
+    app.add_typer(keys, name="keys")
+    app.command("cases")(cases)

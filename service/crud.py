@@ -1,0 +1,305 @@
+"""Reads and writes of cases, sightings, reviews and API keys; every function takes keyword arguments only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.auth import Principal, generate_key, hash_key
+from service.db import begin_write
+from service.models import ApiKey, Case, Evidence, Review, Sighting
+from service.schemas import CaseIn, CaseStatus, CaseType, Decision, Role
+
+Box = tuple[float, float, float, float]
+#: Where a page of `list_cases` stopped: the last case's (detected_at, id).
+Position = tuple[datetime, int]
+
+_OPEN = (CaseStatus.DRAFT, CaseStatus.CONFIRMED)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvidence:
+    """An evidence image already put in the store, to be recorded with a sighting."""
+
+    sha256: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostOutcome:
+    """What a case post did: created a case, merged into one, or replayed an earlier post with the same key."""
+
+    case: Case
+    created: bool
+    merged: bool
+    replayed: bool
+
+
+class CaseNotFoundError(LookupError):
+    """No case has this id."""
+
+
+class CaseNotDraftError(Exception):
+    """Only a draft case can be reviewed."""
+
+    def __init__(self, case_id: int, status: CaseStatus) -> None:
+        self.case_id = case_id
+        self.status = status
+        super().__init__(f"case {case_id} is {status.value}; only a draft case can be reviewed")
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two [x1, y1, x2, y2] boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def find_replay(*, session: Session, idempotency_key: str) -> PostOutcome | None:
+    """The outcome of an earlier post with this key, or None; runs in a transaction of its own."""
+    with session.begin():
+        return _replay(session, idempotency_key)
+
+
+def _replay(session: Session, idempotency_key: str) -> PostOutcome | None:
+    sighting = session.scalars(select(Sighting).where(Sighting.idempotency_key == idempotency_key)).one_or_none()
+    if sighting is None:
+        return None
+    case = session.get_one(Case, sighting.case_id)
+    return PostOutcome(case=case, created=False, merged=sighting.merged, replayed=True)
+
+
+def post_case(
+    *,
+    session: Session,
+    case: CaseIn,
+    idempotency_key: str,
+    evidence: Sequence[NewEvidence],
+    posted_by: str,
+    merge_iou: float,
+    merge_window_s: float,
+    now: datetime,
+) -> PostOutcome:
+    """Record a sighting: a new draft case, a merge into an open overlapping case, or a replay of `idempotency_key`.
+
+    Posts for the same camera, zone and type serialise on a database lock, so concurrent posts of one violation
+    from several processes still produce one case; the unique idempotency key catches the rest.
+    """
+    try:
+        begin_write(session, lock_key=f"case-scope\0{case.camera_id}\0{case.zone_id}\0{case.type.value}")
+        previous = _replay(session, idempotency_key)
+        if previous is not None:
+            session.commit()
+            return previous
+        target = _merge_target(session, case, merge_iou=merge_iou, window=timedelta(seconds=merge_window_s))
+        merged = target is not None
+        if target is None:
+            target = _new_case(case, now=now)
+            session.add(target)
+            session.flush()
+        else:
+            target.sightings += 1
+            target.first_seen_at = min(target.first_seen_at, case.first_seen_at)
+            target.last_seen_at = max(target.last_seen_at, case.detected_at)
+        sighting = _sighting(case, case_id=target.id, key=idempotency_key, merged=merged, by=posted_by, now=now)
+        session.add(sighting)
+        session.flush()
+        for item in evidence:
+            target.evidence.append(
+                Evidence(
+                    sighting_id=sighting.id,
+                    sha256=item.sha256,
+                    content_type=item.content_type,
+                    size=item.size,
+                    created_at=now,
+                )
+            )
+        session.commit()
+    except IntegrityError:
+        # The same key raced in under another camera/zone/type lock; the first post stands.
+        session.rollback()
+        with session.begin():
+            previous = _replay(session, idempotency_key)
+        if previous is None:
+            raise
+        return previous
+    return PostOutcome(case=target, created=not merged, merged=merged, replayed=False)
+
+
+def _merge_target(session: Session, case: CaseIn, *, merge_iou: float, window: timedelta) -> Case | None:
+    candidates = session.scalars(
+        select(Case).where(
+            Case.camera_id == case.camera_id,
+            Case.zone_id == case.zone_id,
+            Case.type == case.type,
+            Case.status.in_(_OPEN),
+            Case.last_seen_at >= case.detected_at - window,
+            Case.first_seen_at <= case.detected_at + window,
+        )
+    ).all()
+    scored = [(box_iou(c.bbox, case.bbox), c.id, c) for c in candidates]
+    best = max((s for s in scored if s[0] > merge_iou), default=None, key=lambda s: (s[0], s[1]))
+    return None if best is None else best[2]
+
+
+def _new_case(case: CaseIn, *, now: datetime) -> Case:
+    x1, y1, x2, y2 = case.bbox
+    return Case(
+        status=CaseStatus.DRAFT,
+        camera_id=case.camera_id,
+        zone_id=case.zone_id,
+        type=case.type,
+        first_seen_at=case.first_seen_at,
+        detected_at=case.detected_at,
+        last_seen_at=case.detected_at,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        confidence=case.confidence,
+        labels=list(case.labels),
+        model_version=case.model_version,
+        sightings=1,
+        created_at=now,
+        evidence=[],
+        reviews=[],
+    )
+
+
+def _sighting(case: CaseIn, *, case_id: int, key: str, merged: bool, by: str, now: datetime) -> Sighting:
+    x1, y1, x2, y2 = case.bbox
+    return Sighting(
+        case_id=case_id,
+        idempotency_key=key,
+        first_seen_at=case.first_seen_at,
+        detected_at=case.detected_at,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        confidence=case.confidence,
+        merged=merged,
+        posted_by=by,
+        created_at=now,
+    )
+
+
+def list_cases(
+    *,
+    session: Session,
+    status: CaseStatus | None = None,
+    case_type: CaseType | None = None,
+    camera_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    after: Position | None = None,
+) -> tuple[list[Case], Position | None]:
+    """Cases newest first (by `detected_at`, then id), and where the next page starts (None on the last page)."""
+    query = select(Case)
+    if status is not None:
+        query = query.where(Case.status == status)
+    if case_type is not None:
+        query = query.where(Case.type == case_type)
+    if camera_id is not None:
+        query = query.where(Case.camera_id == camera_id)
+    if since is not None:
+        query = query.where(Case.detected_at >= since)
+    if until is not None:
+        query = query.where(Case.detected_at < until)
+    if after is not None:
+        at, case_id = after
+        query = query.where(or_(Case.detected_at < at, and_(Case.detected_at == at, Case.id < case_id)))
+    rows = list(session.scalars(query.order_by(Case.detected_at.desc(), Case.id.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, (rows[-1].detected_at, rows[-1].id)
+
+
+def get_case(*, session: Session, case_id: int) -> Case | None:
+    """One case with its evidence and reviews."""
+    return session.get(Case, case_id)
+
+
+def review_case(
+    *, session: Session, case_id: int, decision: Decision, reason: str | None, reviewer: Principal, now: datetime
+) -> Case:
+    """Confirm or reject a draft case and keep the audit record; raises `CaseNotFoundError` or `CaseNotDraftError`.
+
+    The status change is a conditional UPDATE, so of two reviewers deciding at once exactly one wins.
+    """
+    begin_write(session, lock_key=f"case\0{case_id}")
+    changed = (
+        session.connection()
+        .execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == CaseStatus.DRAFT)
+            .values(status=decision.status, reviewed_at=now)
+        )
+        .rowcount
+    )
+    if changed == 0:
+        case = session.get(Case, case_id)
+        session.rollback()
+        if case is None:
+            raise CaseNotFoundError(case_id)
+        raise CaseNotDraftError(case_id, case.status)
+    session.add(
+        Review(
+            case_id=case_id,
+            decision=decision,
+            reason=reason,
+            reviewer=reviewer.name,
+            reviewer_key_id=reviewer.key_id,
+            decided_at=now,
+        )
+    )
+    session.commit()
+    return session.get_one(Case, case_id, populate_existing=True)
+
+
+def count_cases(*, session: Session) -> list[tuple[CaseType, CaseStatus, int]]:
+    """How many cases there are of each type and status."""
+    rows = session.execute(select(Case.type, Case.status, func.count()).group_by(Case.type, Case.status))
+    return [(t, s, n) for t, s, n in rows]
+
+
+def create_api_key(*, session: Session, role: Role, name: str, now: datetime) -> tuple[ApiKey, str]:
+    """A new stored key and its secret, which exists nowhere else afterwards."""
+    secret = generate_key()
+    key = ApiKey(name=name, role=role, key_hash=hash_key(secret), created_at=now)
+    begin_write(session, lock_key="api-keys")
+    session.add(key)
+    session.commit()
+    return key, secret
+
+
+def find_active_key(*, session: Session, key_hash: str) -> ApiKey | None:
+    """The unrevoked key with this hash."""
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))).first()
+
+
+def list_api_keys(*, session: Session) -> list[ApiKey]:
+    """Every key, oldest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_api_key(*, session: Session, key_id: int, now: datetime) -> ApiKey | None:
+    """Revoke a key (kept for the audit trail); None if there is no such key."""
+    begin_write(session, lock_key="api-keys")
+    key = session.get(ApiKey, key_id)
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = now
+    session.commit()
+    return key

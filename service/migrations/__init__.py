@@ -1,0 +1,73 @@
+"""Alembic migrations of the case service, run programmatically: `upgrade(database_url)` brings any database to head."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, func, select
+
+from service.db import WRITE_OPTION, advisory_lock_id, make_engine, url_for_display
+
+log = logging.getLogger(__name__)
+
+_HERE = Path(__file__).resolve().parent
+_LOCK_KEY = "streetwatch:migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_HERE))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the code knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {_HERE}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _run(engine: Engine, revision: str, *, up: bool) -> None:
+    # One transaction holding the writer lock (SQLite) or an advisory lock (PostgreSQL): service processes that
+    # start together migrate once, and the others find the database already at head.
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(advisory_lock_id(_LOCK_KEY))))
+        config = _config()
+        config.attributes["connection"] = conn
+        if up:
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database behind `engine` up to `revision`."""
+    log.info("migrating %s to %s", url_for_display(str(engine.url)), revision)
+    _run(engine, revision, up=True)
+
+
+def downgrade_engine(engine: Engine, revision: str = "base") -> None:
+    """Migrate the database behind `engine` down to `revision` (`base` drops every table)."""
+    _run(engine, revision, up=False)
+
+
+def upgrade(database_url: str) -> None:
+    """Bring the database at `database_url` to the newest schema; safe to call on an up-to-date database."""
+    engine = make_engine(database_url)
+    try:
+        upgrade_engine(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""Alembic revisions of the case service schema, oldest first."""

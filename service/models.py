@@ -1,0 +1,150 @@
+"""The case service's tables as SQLAlchemy 2 ORM classes; the migrations in `service/migrations` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from service.schemas import CaseStatus, CaseType, Decision, Role
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no zone, so it stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the case service stores only zone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _str_enum(cls: type[StrEnum]) -> Enum:
+    # Stored as plain strings (no native enum type) so a new value needs no ALTER TYPE on PostgreSQL.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint names Alembic can refer to."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(_str_enum(Role))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Case(Base):
+    """A violation awaiting or past review; re-sightings of it are `Sighting` rows."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_scope", "camera_id", "zone_id", "type", "last_seen_at"),
+        Index("ix_cases_detected_at_id", "detected_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus), index=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    zone_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[CaseType] = mapped_column(_str_enum(CaseType))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(String(128))
+    sightings: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    evidence: Mapped[list[Evidence]] = relationship(order_by="Evidence.id", lazy="selectin")
+    reviews: Mapped[list[Review]] = relationship(order_by="Review.id", lazy="selectin")
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """The box of the first sighting, [x1, y1, x2, y2] normalised."""
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+class Sighting(Base):
+    """One accepted post: the first sighting of a case or a re-sighting merged into it."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # The unique index is what makes a replayed post idempotent across processes, not an in-memory check.
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    merged: Mapped[bool] = mapped_column()
+    posted_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Evidence(Base):
+    """One evidence image of a case; the bytes live in the evidence store under `sha256`."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Review(Base):
+    """The audit record of a review decision."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[Decision] = mapped_column(_str_enum(Decision))
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    reviewer_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), default=None)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())

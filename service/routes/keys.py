@@ -1,0 +1,39 @@
+"""`/api/v1/keys`: admins create, list and revoke API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from service import crud
+from service.deps import AdminDep, ServicesDep, SessionDep
+from service.routes import API_PREFIX
+from service.schemas import KeyCreated, KeyIn, KeyOut, Problem
+from service.views import key_out
+
+router = APIRouter(prefix=f"{API_PREFIX}/keys", tags=["keys"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 422)}
+
+
+@router.post("", status_code=201, responses=_ERRORS)
+def create_key(admin: AdminDep, services: ServicesDep, session: SessionDep, body: KeyIn) -> KeyCreated:
+    """A new key; its secret is in this response only."""
+    key, secret = crud.create_api_key(session=session, role=body.role, name=body.name, now=services.clock())
+    return KeyCreated(**key_out(key).model_dump(), key=secret)
+
+
+@router.get("", responses=_ERRORS)
+def list_keys(admin: AdminDep, session: SessionDep) -> list[KeyOut]:
+    """Every key, revoked ones included, without secrets."""
+    return [key_out(k) for k in crud.list_api_keys(session=session)]
+
+
+@router.delete("/{key_id}", responses=_ERRORS)
+def revoke_key(admin: AdminDep, services: ServicesDep, session: SessionDep, key_id: int) -> KeyOut:
+    """Revoke a key; it stays listed for the audit trail."""
+    key = crud.revoke_api_key(session=session, key_id=key_id, now=services.clock())
+    if key is None:
+        raise HTTPException(404, f"no API key {key_id}")
+    return key_out(key)

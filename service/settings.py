@@ -1,0 +1,59 @@
+"""Settings of the case service, read from `STREETWATCH_*` environment variables or given in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.db import sqlite_url
+
+MB = 1024 * 1024
+
+
+class ServiceSettings(BaseSettings):
+    """Where the case service keeps its data and how it treats incoming cases.
+
+    Constructing it creates nothing: folders and the database appear when an app is created.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STREETWATCH_", extra="forbid")
+
+    state_dir: Path = Field(
+        default=Path("streetwatch-data"), description="Folder for the embedded SQLite database and evidence files."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db; default: SQLite under state_dir.",
+    )
+    evidence_dir: Path | None = Field(default=None, description="Evidence file store; default: state_dir/evidence.")
+    max_evidence_bytes: int = Field(default=10 * MB, gt=0, description="Largest accepted evidence image, in bytes.")
+    max_evidence_parts: int = Field(default=8, ge=1, le=64, description="Most evidence images in one case post.")
+    merge_iou: float = Field(
+        default=0.3, ge=0.0, lt=1.0, description="A re-sighting whose box overlaps an open case above this merges."
+    )
+    merge_window_s: float = Field(
+        default=1800.0, ge=0.0, description="How far from an open case's sightings a re-sighting may be, in seconds."
+    )
+    bootstrap_agent_key: SecretStr | None = Field(
+        default=None,
+        description="An extra agent key valid only for this process and never stored (for an embedded pipeline).",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the given one, or a SQLite file in the state folder."""
+        if self.database_url:
+            return self.database_url
+        return sqlite_url(self.state_dir.resolve() / "streetwatch.db")
+
+    @property
+    def resolved_evidence_dir(self) -> Path:
+        """The evidence folder in force."""
+        return (self.evidence_dir or self.state_dir / "evidence").resolve()
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest case post body: every evidence part at its limit plus room for the case JSON."""
+        return self.max_evidence_parts * self.max_evidence_bytes + MB

@@ -1,0 +1,219 @@
+"""The case API as reviewers and agents use it: create, list, fetch evidence, review, replay and merge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from case_helpers import T0, bearer, case_body, jpeg, png, post_case
+from fastapi.testclient import TestClient
+
+from service.schemas import Role
+from service.settings import ServiceSettings
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason", "status"),
+    [
+        ("confirm", None, "confirmed"),
+        ("confirm", "blocking the bus lane", "confirmed"),
+        ("reject", "a delivery van, loading is allowed here", "rejected"),
+    ],
+)
+def test_create_list_fetch_evidence_and_review(
+    client: TestClient, agent: str, reviewer: str, decision: str, reason: str | None, status: str
+) -> None:
+    images = [jpeg(1), ("close-up.png", png(2), "image/png")]
+    created = post_case(client, agent, images=images)
+    assert created.status_code == 201, created.text
+    case = created.json()
+    assert (case["status"], case["merged"], case["sightings"], case["evidence_count"]) == ("draft", False, 1, 2)
+    assert case["bbox"] == [0.10, 0.50, 0.40, 0.80]
+
+    page = client.get("/api/v1/cases", headers=bearer(reviewer)).json()
+    assert [c["id"] for c in page["items"]] == [case["id"]]
+    assert page["next_cursor"] is None
+
+    for n, (data, content_type) in enumerate([(jpeg(1), "image/jpeg"), (png(2), "image/png")]):
+        got = client.get(case["evidence"][n]["url"], headers=bearer(reviewer))
+        assert got.status_code == 200
+        assert got.headers["content-type"] == content_type
+        assert got.content == data
+
+    review = client.post(
+        f"/api/v1/cases/{case['id']}/review", json={"decision": decision, "reason": reason}, headers=bearer(reviewer)
+    )
+    assert review.status_code == 200, review.text
+    decided = client.get(f"/api/v1/cases/{case['id']}", headers=bearer(reviewer)).json()
+    assert decided["status"] == status
+    assert decided["reviewed_at"] is not None
+    assert [(r["decision"], r["reason"], r["reviewer"]) for r in decided["reviews"]] == [
+        (decision, reason, "test-reviewer")
+    ]
+    listed = client.get("/api/v1/cases", params={"status": status}, headers=bearer(reviewer)).json()["items"]
+    assert [c["id"] for c in listed] == [case["id"]]
+    assert client.get("/api/v1/cases", params={"status": "draft"}, headers=bearer(reviewer)).json()["items"] == []
+
+
+@pytest.mark.parametrize("first", ["confirm", "reject"])
+@pytest.mark.parametrize("second", ["confirm", "reject"])
+def test_only_a_draft_can_be_reviewed(client: TestClient, agent: str, reviewer: str, first: str, second: str) -> None:
+    case_id = post_case(client, agent).json()["id"]
+    url = f"/api/v1/cases/{case_id}/review"
+    assert client.post(url, json={"decision": first, "reason": "seen"}, headers=bearer(reviewer)).status_code == 200
+    again = client.post(url, json={"decision": second, "reason": "seen again"}, headers=bearer(reviewer))
+    assert again.status_code == 409
+    assert f"case {case_id} is" in again.json()["detail"]
+    reviews = client.get(f"/api/v1/cases/{case_id}", headers=bearer(reviewer)).json()["reviews"]
+    assert [r["decision"] for r in reviews] == [first]
+
+
+def test_same_idempotency_key_returns_the_same_case(client: TestClient, agent: str, reviewer: str) -> None:
+    first = post_case(client, agent, idempotency_key="cam-curb-01/near-curb/42")
+    # A retry may carry re-encoded evidence; the key alone decides.
+    again = post_case(client, agent, idempotency_key="cam-curb-01/near-curb/42", images=[jpeg(9), jpeg(10)])
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["merged"] is False
+    assert again.json()["evidence_count"] == 1
+    cases = client.get("/api/v1/cases", headers=bearer(reviewer)).json()["items"]
+    assert len(cases) == 1
+    assert cases[0]["sightings"] == 1
+
+
+MERGE_TABLE: list[tuple[str, dict[str, Any], bool]] = [
+    ("same box, 10 min later", {"detected_after_s": 780}, True),
+    ("shifted box (IoU 0.6)", {"bbox": [0.16, 0.50, 0.46, 0.80], "detected_after_s": 780}, True),
+    ("barely overlapping box (IoU 0.14)", {"bbox": [0.32, 0.50, 0.62, 0.80], "detected_after_s": 780}, False),
+    ("disjoint box", {"bbox": [0.60, 0.10, 0.90, 0.40], "detected_after_s": 780}, False),
+    ("same box, outside the 30 min window", {"detected_after_s": 180 + 1801}, False),
+    ("same box, just inside the window", {"detected_after_s": 180 + 1799}, True),
+    ("other zone", {"zone_id": "bus-stop", "detected_after_s": 780}, False),
+    ("other camera", {"camera_id": "cam-curb-02", "detected_after_s": 780}, False),
+    ("other type", {"type": "street_vending", "detected_after_s": 780}, False),
+]
+
+
+@pytest.mark.parametrize(("what", "resighting", "merges"), MERGE_TABLE, ids=[row[0] for row in MERGE_TABLE])
+def test_resighting_merges_into_an_open_case(
+    client: TestClient, agent: str, reviewer: str, what: str, resighting: dict[str, Any], merges: bool
+) -> None:
+    first = post_case(client, agent, idempotency_key="sighting-1").json()
+    second = post_case(client, agent, idempotency_key="sighting-2", body=case_body(**resighting), images=[jpeg(5)])
+    cases = client.get("/api/v1/cases", headers=bearer(reviewer)).json()["items"]
+    if merges:
+        assert second.status_code == 200
+        assert second.json()["merged"] is True
+        assert second.json()["id"] == first["id"]
+        (case,) = cases
+        assert (case["sightings"], case["evidence_count"]) == (2, 2)
+        assert case["last_seen_at"] == case_body(**resighting)["detected_at"].replace("+00:00", "Z")
+        assert case["bbox"] == first["bbox"]
+    else:
+        assert second.status_code == 201
+        assert second.json()["merged"] is False
+        assert len(cases) == 2
+
+
+@pytest.mark.parametrize(("decision", "merges"), [("confirm", True), ("reject", False)])
+def test_merge_only_into_draft_or_confirmed(
+    client: TestClient, agent: str, reviewer: str, decision: str, merges: bool
+) -> None:
+    first = post_case(client, agent, idempotency_key="sighting-1").json()
+    client.post(
+        f"/api/v1/cases/{first['id']}/review", json={"decision": decision, "reason": "x"}, headers=bearer(reviewer)
+    )
+    second = post_case(client, agent, idempotency_key="sighting-2", body=case_body(detected_after_s=600))
+    assert second.json()["merged"] is merges
+    assert (second.json()["id"] == first["id"]) is merges
+
+
+def test_merge_threshold_and_window_are_configurable(
+    make_settings: Callable[..., ServiceSettings],
+    make_client: Callable[[ServiceSettings], TestClient],
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+) -> None:
+    settings = make_settings(merge_iou=0.9, merge_window_s=60)
+    client = make_client(settings)
+    agent = make_keys(settings)[Role.AGENT]
+    post_case(client, agent, idempotency_key="a")
+    shifted = post_case(client, agent, idempotency_key="b", body=case_body(bbox=[0.12, 0.50, 0.42, 0.80]))
+    later = post_case(client, agent, idempotency_key="c", body=case_body(detected_after_s=180 + 120))
+    assert (shifted.status_code, later.status_code) == (201, 201)
+
+
+def test_replay_of_a_merged_post_says_merged(client: TestClient, agent: str) -> None:
+    post_case(client, agent, idempotency_key="a")
+    merged = post_case(client, agent, idempotency_key="b", body=case_body(detected_after_s=600))
+    replay = post_case(client, agent, idempotency_key="b", body=case_body(detected_after_s=600))
+    assert (merged.status_code, replay.status_code) == (200, 200)
+    assert replay.json()["merged"] is True
+    assert replay.json()["sightings"] == 2
+
+
+def test_list_filters_and_cursor_pages_newest_first(client: TestClient, agent: str, reviewer: str) -> None:
+    rows = [
+        ("cam-a", "illegal_parking", 0),
+        ("cam-a", "piled_litter", 3600),
+        ("cam-b", "illegal_parking", 7200),
+        ("cam-b", "unpermitted_ad", 10800),
+        ("cam-c", "street_vending", 14400),
+    ]
+    for i, (camera, case_type, offset) in enumerate(rows):
+        body = case_body(camera_id=camera, type=case_type, detected_after_s=offset)
+        assert post_case(client, agent, idempotency_key=f"k{i}", body=body).status_code == 201
+
+    def listing(**params: Any) -> list[tuple[str, str]]:
+        page = client.get("/api/v1/cases", params=params, headers=bearer(reviewer))
+        assert page.status_code == 200, page.text
+        return [(c["camera_id"], c["type"]) for c in page.json()["items"]]
+
+    newest_first = [(camera, case_type) for camera, case_type, _ in reversed(rows)]
+    seen: list[tuple[str, str]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/v1/cases", params=params, headers=bearer(reviewer)).json()
+        seen += [(c["camera_id"], c["type"]) for c in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert (seen, pages) == (newest_first, 3)
+
+    assert listing(type="illegal_parking") == [("cam-b", "illegal_parking"), ("cam-a", "illegal_parking")]
+    assert listing(camera_id="cam-a") == [("cam-a", "piled_litter"), ("cam-a", "illegal_parking")]
+    since = (T0 + timedelta(seconds=7200)).isoformat()
+    until = (T0 + timedelta(seconds=14400)).isoformat()
+    assert listing(since=since, until=until) == [("cam-b", "unpermitted_ad"), ("cam-b", "illegal_parking")]
+    assert listing(status="confirmed") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/api/v1/cases/999", "no case 999"),
+        ("/api/v1/cases/999/evidence/0", "no case 999"),
+        ("/api/v1/cases/{id}/evidence/1", "has 1 evidence images; there is no image 1"),
+    ],
+)
+def test_unknown_case_or_image_is_404(client: TestClient, agent: str, reviewer: str, path: str, detail: str) -> None:
+    case_id = post_case(client, agent).json()["id"]
+    got = client.get(path.format(id=case_id), headers=bearer(reviewer))
+    assert got.status_code == 404
+    assert detail in got.json()["detail"]
+
+
+def test_review_of_unknown_case_is_404(client: TestClient, reviewer: str) -> None:
+    got = client.post("/api/v1/cases/999/review", json={"decision": "confirm"}, headers=bearer(reviewer))
+    assert (got.status_code, got.json()["detail"]) == (404, "no case 999")
+
+
+def test_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/cases", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/evidence/{n}"} <= set(paths)
+    assert "/api/v1/cases/{case_id}/review" in paths

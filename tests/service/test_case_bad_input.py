@@ -1,0 +1,176 @@
+"""Bad input gets a 4xx whose JSON body names the problem, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from case_helpers import bearer, case_body, jpeg, multipart, png, post_case
+from fastapi.testclient import TestClient
+
+from service.schemas import Role
+from service.settings import ServiceSettings
+
+EVIDENCE_LIMIT = 4096
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00"
+
+# (what, request, status, the problem named in `detail`)
+BAD_POSTS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("malformed JSON", {"body": '{"camera_id": "cam-1",'}, 422, "case: invalid JSON"),
+    ("case is not an object", {"body": "[1, 2]"}, 422, "case: Input should be an object"),
+    ("unknown type", {"body": case_body(type="jaywalking")}, 422, "case.type: Input should be"),
+    ("bbox beyond 1", {"body": case_body(bbox=[0.1, 0.5, 1.4, 0.8])}, 422, "case.bbox[2]: Input should be less"),
+    ("bbox below 0", {"body": case_body(bbox=[-0.1, 0.5, 0.4, 0.8])}, 422, "case.bbox[0]: Input should be greater"),
+    ("bbox upside down", {"body": case_body(bbox=[0.4, 0.5, 0.1, 0.8])}, 422, "case.bbox: Value error, bbox must"),
+    ("bbox of three numbers", {"body": case_body(bbox=[0.1, 0.5, 0.4])}, 422, "case.bbox[3]: Field required"),
+    ("no camera", {"body": case_body(camera_id=None)}, 422, "case.camera_id: Input should be a valid string"),
+    ("unknown field", {"body": case_body(colour="red")}, 422, "case.colour: Extra inputs are not permitted"),
+    ("time without zone", {"body": case_body(detected_at="2025-05-01T10:03:00")}, 422, "case.detected_at"),
+    ("confidence above 1", {"body": case_body(confidence=1.5)}, 422, "case.confidence"),
+    ("no case part", {"body": None}, 422, "case: Field required"),
+    ("no evidence part", {"images": []}, 422, "evidence: Field required"),
+    ("text file", {"images": [("notes.txt", b"hello", "text/plain")]}, 415, "evidence[0] (notes.txt) is not a JPEG"),
+    ("HTML named .jpg", {"images": [("x.jpg", b"<html></html>", "image/jpeg")]}, 415, "evidence[0] (x.jpg) is not"),
+    ("empty file", {"images": [("e.jpg", b"", "image/jpeg")]}, 415, "evidence[0] (e.jpg) is not a JPEG or PNG"),
+    ("GIF after a JPEG", {"images": [jpeg(), ("a.gif", GIF, "image/gif")]}, 415, "evidence[1] (a.gif) is not"),
+    ("oversized image", {"images": [jpeg(size=128)]}, 413, f"larger than the {EVIDENCE_LIMIT}-byte evidence limit"),
+    (
+        "body over the request limit",
+        {"images": [("big.jpg", b"\xff\xd8\xff\xe0" + bytes(1_100_000), "image/jpeg")]},
+        413,
+        "request body is larger than",
+    ),
+    ("too many images", {"images": [jpeg(1), jpeg(2), png(3)]}, 400, "Too many files"),
+    ("no Idempotency-Key", {"idempotency_key": None}, 422, "header.idempotency-key: Field required"),
+    ("empty Idempotency-Key", {"idempotency_key": ""}, 422, "header.idempotency-key: String should have at least"),
+    ("Idempotency-Key too long", {"idempotency_key": "k" * 201}, 422, "header.idempotency-key: String should have"),
+]
+
+
+@pytest.fixture
+def tight(
+    make_settings: Callable[..., ServiceSettings],
+    make_client: Callable[[ServiceSettings], TestClient],
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+) -> tuple[TestClient, ServiceSettings, dict[Role, str]]:
+    """An app that takes at most two images of 4 KiB each."""
+    settings = make_settings(max_evidence_bytes=EVIDENCE_LIMIT, max_evidence_parts=2)
+    client = make_client(settings)
+    return client, settings, make_keys(settings)
+
+
+@pytest.mark.parametrize(("what", "request_", "status", "detail"), BAD_POSTS, ids=[row[0] for row in BAD_POSTS])
+def test_bad_case_post_is_named_and_leaves_nothing(
+    tight: tuple[TestClient, ServiceSettings, dict[Role, str]],
+    what: str,
+    request_: dict[str, Any],
+    status: int,
+    detail: str,
+) -> None:
+    client, settings, keys = tight
+    sent: dict[str, Any] = {"body": case_body(), "images": [jpeg()], "idempotency_key": "violation-1"} | request_
+    data, files = multipart(sent["body"] or "", sent["images"])
+    headers = bearer(keys[Role.AGENT])
+    if sent["idempotency_key"] is not None:
+        headers["Idempotency-Key"] = sent["idempotency_key"]
+    got = client.post("/api/v1/cases", data={} if sent["body"] is None else data, files=files, headers=headers)
+
+    assert got.status_code == status, got.text
+    assert detail in got.json()["detail"]
+    assert client.get("/api/v1/cases", headers=bearer(keys[Role.REVIEWER])).json()["items"] == []
+    evidence_dir = settings.resolved_evidence_dir
+    assert not evidence_dir.exists() or not any(p.is_file() for p in evidence_dir.rglob("*"))
+    # The rejected post did not use up its key: the corrected post is accepted as new.
+    data, files = multipart(case_body(), [jpeg()])
+    retry = client.post(
+        "/api/v1/cases", data=data, files=files, headers=bearer(keys[Role.AGENT]) | {"Idempotency-Key": "violation-1"}
+    )
+    assert retry.status_code == 201
+
+
+def test_chunked_body_over_the_limit_is_413_json(tight: tuple[TestClient, ServiceSettings, dict[Role, str]]) -> None:
+    client, settings, keys = tight
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="case"\r\n\r\n'
+        + json.dumps(case_body()).encode()
+        + b'\r\n--xyz\r\nContent-Disposition: form-data; name="evidence"; filename="big.jpg"\r\n'
+        + b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0"
+        + bytes(settings.max_request_bytes)
+        + b"\r\n--xyz--\r\n"
+    )
+
+    def chunks() -> Iterator[bytes]:
+        # A generator body has no Content-Length, so only counting the bytes can stop it.
+        for start in range(0, len(body), 1 << 16):
+            yield body[start : start + (1 << 16)]
+
+    headers = bearer(keys[Role.AGENT]) | {"Idempotency-Key": "k", "Content-Type": "multipart/form-data; boundary=xyz"}
+    got = client.post("/api/v1/cases", content=chunks(), headers=headers)
+    assert got.status_code == 413
+    assert got.json()["detail"].startswith(f"request body is larger than {settings.max_request_bytes} bytes")
+    assert "content-length" not in got.request.headers
+
+
+def test_json_instead_of_multipart_is_named(client: TestClient, agent: str) -> None:
+    got = client.post("/api/v1/cases", json=case_body(), headers=bearer(agent) | {"Idempotency-Key": "k"})
+    assert got.status_code == 422
+    assert {e["field"] for e in got.json()["errors"]} == {"case", "evidence"}
+
+
+BAD_REVIEWS: list[tuple[str, Any, str]] = [
+    ("reject without reason", {"decision": "reject"}, "reason: Value error, a reason is required to reject"),
+    ("reject with a blank reason", {"decision": "reject", "reason": "  "}, "reason: Value error, a reason is"),
+    ("unknown decision", {"decision": "maybe"}, "decision: Input should be 'confirm' or 'reject'"),
+    ("no decision", {"reason": "looks fine"}, "decision: Field required"),
+    ("unknown field", {"decision": "confirm", "note": "x"}, "note: Extra inputs are not permitted"),
+    ("reason too long", {"decision": "reject", "reason": "x" * 2001}, "reason: String should have at most 2000"),
+    ("malformed JSON", '{"decision": ', "body: invalid JSON"),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "detail"), BAD_REVIEWS, ids=[row[0] for row in BAD_REVIEWS])
+def test_bad_review_is_named_and_changes_nothing(
+    client: TestClient, keys: dict[Role, str], what: str, body: Any, detail: str
+) -> None:
+    case_id = post_case(client, keys[Role.AGENT]).json()["id"]
+    headers = bearer(keys[Role.REVIEWER])
+    url = f"/api/v1/cases/{case_id}/review"
+    if isinstance(body, str):
+        got = client.post(url, content=body, headers=headers | {"Content-Type": "application/json"})
+    else:
+        got = client.post(url, json=body, headers=headers)
+    assert got.status_code == 422
+    assert detail in got.json()["detail"]
+    case = client.get(f"/api/v1/cases/{case_id}", headers=headers).json()
+    assert (case["status"], case["reviews"]) == ("draft", [])
+
+
+BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
+    ("limit 0", {"limit": 0}, "query.limit: Input should be greater than or equal to 1"),
+    ("limit too big", {"limit": 501}, "query.limit: Input should be less than or equal to 500"),
+    ("limit not a number", {"limit": "ten"}, "query.limit: Input should be a valid integer"),
+    ("unknown status", {"status": "pending"}, "query.status: Input should be 'draft', 'confirmed' or 'rejected'"),
+    ("unknown type", {"type": "graffiti"}, "query.type: Input should be"),
+    ("since without zone", {"since": "2025-05-01T10:00:00"}, "query.since: Input should have timezone info"),
+    ("until not a time", {"until": "yesterday"}, "query.until: Input should be a valid datetime"),
+    ("forged cursor", {"cursor": "bm90LWEtY3Vyc29y"}, "query.cursor: not a cursor this service issued"),
+    ("garbage cursor", {"cursor": "%%%"}, "query.cursor: not a cursor this service issued"),
+]
+
+
+@pytest.mark.parametrize(("what", "params", "detail"), BAD_LISTINGS, ids=[row[0] for row in BAD_LISTINGS])
+def test_bad_listing_is_named(
+    client: TestClient, reviewer: str, what: str, params: dict[str, Any], detail: str
+) -> None:
+    got = client.get("/api/v1/cases", params=params, headers=bearer(reviewer))
+    assert got.status_code == 422
+    assert detail in got.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cases/abc", "/api/v1/cases/1/evidence/-1", "/api/v1/cases/1/evidence/x"])
+def test_bad_path_is_422(client: TestClient, reviewer: str, path: str) -> None:
+    got = client.get(path, headers=bearer(reviewer))
+    assert got.status_code == 422
+    assert got.json()["detail"].startswith("path.")
