@@ -212,7 +212,10 @@ def build_dataset(
         for name in mix.zoom.sources:
             for img in sorted((out / "images" / "train").glob(f"{name}__*")):
                 crops = zoom_crops(
-                    img, out / "labels" / "train" / f"{img.stem}.txt", mix.zoom, out / "images" / "train",
+                    img,
+                    out / "labels" / "train" / f"{img.stem}.txt",
+                    mix.zoom,
+                    out / "images" / "train",
                     out / "labels" / "train",
                 )
                 train_entries += [f"./images/train/{c.name}" for c in crops]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,7 +92,7 @@ def _remapped_view(images: list[Path], mapping: dict[int, int], model_names: lis
     (tmp / "labels").mkdir()
     for n, image in enumerate(images):
         link = tmp / "images" / f"{n:06d}_{image.name}"
-        os.symlink(image.resolve(), link)
+        link.symlink_to(image.resolve())
         label = _label_for(image)
         rows = label.read_text(encoding="utf-8").splitlines() if label.is_file() else []
         out = [f"{mapping[int(r.split()[0])]} {' '.join(r.split()[1:5])}" for r in rows if r.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from detector.model import shipped_model
+from detector.model import OPENVINO_SUFFIX, shipped_model
 from detector.runtime import prepare_runtime
 
 FORMATS = ("onnx", "openvino")
@@ -17,7 +17,9 @@ def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | Non
     ultralytics writes next to the source model; the result is moved to `output` when given.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "openvino" and output is not None and not output.name.endswith(OPENVINO_SUFFIX):
+        raise ValueError(f"--output: an OpenVINO model folder's name must end in '{OPENVINO_SUFFIX}'")
     source = model or shipped_model()
     if not source.is_file() or source.suffix != ".pt":
         raise FileNotFoundError(f"{source}: export needs an existing .pt model")

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: The file name of the model that ships inside the package (models/ in the repository).
 SHIPPED_MODEL = "streetwatch-n.pt"
+#: How ultralytics recognises an OpenVINO model folder.
+OPENVINO_SUFFIX = "_openvino_model"
 
 
 class ModelError(ValueError):
@@ -38,9 +40,11 @@ def shipped_model() -> Path:
 def model_format(path: Path) -> str:
     """'pt', 'onnx' or 'openvino' (a folder holding an OpenVINO .xml), else ModelError."""
     if path.is_dir():
-        if any(path.glob("*.xml")):
-            return "openvino"
-        raise ModelError(f"{path} is a folder without an OpenVINO .xml model")
+        if not any(path.glob("*.xml")):
+            raise ModelError(f"{path} is a folder without an OpenVINO .xml model")
+        if not path.name.endswith(OPENVINO_SUFFIX):
+            raise ModelError(f"{path}: an OpenVINO model folder's name must end in '{OPENVINO_SUFFIX}'")
+        return "openvino"
     suffix = path.suffix.lower()
     if suffix in {".pt", ".onnx"}:
         return suffix[1:]
@@ -90,11 +94,10 @@ class Detector:
 
         if fmt == "openvino" and path.suffix.lower() == ".xml":
             path = path.parent
+            model_format(path)
         try:
             self._model: Any = YOLO(str(path), task="detect")
             raw_names = self._model.names
-        except ModelError:
-            raise
         except Exception as exc:
             raise ModelError(f"{path}: could not be loaded as a {fmt} model: {exc}") from exc
         names = tuple(raw_names[i] for i in sorted(raw_names))

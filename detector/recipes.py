@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detector.taxonomy import TAXONOMY
 
-
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -47,7 +46,7 @@ class PseudoLabelSpec(BaseModel):
     classes: dict[str, str] = Field(min_length=1, description="Model class name -> taxonomy class name.")
     confidence: float = Field(gt=0, lt=1)
     sources: list[str] = Field(min_length=1, description="Sources whose images get these labels.")
-    splits: list[Literal["train", "val"]] = Field(default_factory=lambda: ["train"])
+    splits: list[Literal["train", "val"]] = Field(default=["train"], min_length=1)
 
     @model_validator(mode="after")
     def _targets_in_taxonomy(self) -> PseudoLabelSpec:

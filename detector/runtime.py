@@ -81,10 +81,10 @@ def prepare_runtime(state_dir: Path, threads: int | None = None) -> Path:
     torch.set_num_threads(n)
     ultralytics.utils.NUM_THREADS = n
     ultralytics.utils.torch_utils.NUM_THREADS = n  # select_device() resets torch's threads to this
-    ultralytics.utils.downloads.safe_download = _refuse_download  # type: ignore[assignment]
+    ultralytics.utils.downloads.safe_download = _refuse_download
     import ultralytics.data.utils
 
-    ultralytics.data.utils.safe_download = _refuse_download  # type: ignore[assignment]
+    ultralytics.data.utils.safe_download = _refuse_download
     _prepared = config_dir
     log.debug("ultralytics prepared offline under %s with %d threads", config_dir, n)
     return config_dir

@@ -26,9 +26,7 @@ def zoom_crops(image_path: Path, label_path: Path, spec: ZoomSpec, out_images: P
     labels = _read_labels(label_path)
     wanted = [TAXONOMY.index(c) for c in spec.classes]
     rank = {cls: i for i, cls in enumerate(wanted)}
-    big = [
-        row for row in labels if int(row[0]) in rank and max(row[3], row[4]) >= spec.min_size and row[3] < spec.fill
-    ]
+    big = [row for row in labels if int(row[0]) in rank and max(row[3], row[4]) >= spec.min_size and row[3] < spec.fill]
     big.sort(key=lambda r: (rank[int(r[0])], -r[3] * r[4]))
     if not big:
         return []

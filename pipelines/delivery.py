@@ -15,7 +15,7 @@ from streetwatch.core import DraftCase
 log = logging.getLogger(__name__)
 
 
-class CaseRejected(RuntimeError):
+class CaseRejectedError(RuntimeError):
     """The case service refused a case for good (a 4xx other than 408/429); retrying cannot help."""
 
 
@@ -80,7 +80,7 @@ class CaseClient:
                     body: dict[str, Any] = resp.json()
                     return body
                 if resp.status_code < 500 and resp.status_code not in (408, 429):
-                    raise CaseRejected(f"case service answered {resp.status_code}: {resp.text[:500]}")
+                    raise CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
                 problem = f"HTTP {resp.status_code}"
             if attempt == self.attempts:
                 raise ConnectionError(f"case {draft.violation.key} not delivered after {attempt} attempts: {problem}")

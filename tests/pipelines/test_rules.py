@@ -59,7 +59,11 @@ CASES = [
     ("outside the zone: none", every(2, 60, lambda t: dets((1, "car", OUTSIDE))), []),
     ("a person is no vehicle: none", every(2, 60, lambda t: dets((1, "person", PARKED))), []),
     ("untracked detections: none", every(2, 60, lambda t: dets((-1, "car", PARKED))), []),
-    ("two parked cars: two cases", every(2, 60, lambda t: dets((1, "car", PARKED), (2, "truck", shifted(PARKED, 0.3)))), [30.0, 30.0]),
+    (
+        "two parked cars: two cases",
+        every(2, 60, lambda t: dets((1, "car", PARKED), (2, "truck", shifted(PARKED, 0.3)))),
+        [30.0, 30.0],
+    ),
     (
         "short occlusion inside grace: still one case",
         every(2, 10, lambda t: dets((1, "car", PARKED))) + every(2, 60, lambda t: dets((1, "car", PARKED)), start=16),
@@ -72,7 +76,8 @@ CASES = [
     ),
     (
         "moves within the zone: dwell restarts at the new spot",
-        every(2, 20, lambda t: dets((1, "car", PARKED))) + every(2, 60, lambda t: dets((1, "car", shifted(PARKED, 0.2))), start=22),
+        every(2, 20, lambda t: dets((1, "car", PARKED)))
+        + every(2, 60, lambda t: dets((1, "car", shifted(PARKED, 0.2))), start=22),
         [52.0],
     ),
 ]
@@ -97,7 +102,9 @@ def test_violation_carries_what_the_case_needs() -> None:
 def test_key_is_stable_for_the_same_stay_and_differs_for_another() -> None:
     def keys() -> list[str]:
         rule = parking_rule(dwell_s=4)
-        script = every(2, 10, lambda t: dets((1, "car", PARKED))) + every(2, 40, lambda t: dets((1, "car", PARKED)), start=30)
+        script = every(2, 10, lambda t: dets((1, "car", PARKED))) + every(
+            2, 40, lambda t: dets((1, "car", PARKED)), start=30
+        )
         return [v.key for t, d in script for v in rule.update(d, t, T0 + timedelta(seconds=t))]
 
     first, second = keys(), keys()
