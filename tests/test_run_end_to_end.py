@@ -1,31 +1,42 @@
-"""End to end: a video built from a real photo, the shipped model, a no-parking rule and the case service."""
+"""End to end: a video built from a real CCTV frame, the shipped model, a no-parking rule and the case service.
+
+The frame is the first of ../shared/data's intersection video: a white car at the top left stands in a drawn
+no-parking zone. (Issue 2 asked for ultralytics' bus.jpg here; the shipped model, trained on elevated traffic
+cameras only, does not see a street-level bus: see models/README.md.)
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from streetwatch.cli import app
-from streetwatch.demo import BUS_KERB_ZONE, asset_image, write_video
+from streetwatch.demo import write_video
 
 pytestmark = pytest.mark.slow
 
 
-def test_long_stay_raises_one_case_and_short_stay_none(tmp_path: Path, runtime_dir: Path) -> None:
-    bus = asset_image("bus.jpg")
+#: Around the white car's bottom centre (0.115, 0.246) in the first frame; no other car stands in it.
+KERB_ZONE = [[0.05, 0.18], [0.30, 0.18], [0.30, 0.32], [0.05, 0.32]]
+
+
+def test_long_stay_raises_one_case_and_short_stay_none(tmp_path: Path, runtime_dir: Path, shared_data: Path) -> None:
+    ok, frame = cv2.VideoCapture(str(shared_data / "videos" / "intersection_cctv_640x480.mp4")).read()
+    assert ok
     # 16 s parked (dwell 8 s): one case; 20 s of empty street; then 5 s parked: too short for a case.
-    write_video(tmp_path / "kerb.mp4", [(bus, 16.0), (None, 20.0), (bus, 5.0)], fps=5)
+    write_video(tmp_path / "kerb.mp4", [(frame, 16.0), (None, 20.0), (frame, 5.0)], fps=5)
     config = {
         "cameras": [
             {
                 "id": "cam-kerb",
                 "source": "kerb.mp4",
                 "sample_every_s": 1.0,
-                "zones": [{"id": "kerb", "kind": "no_parking", "polygon": BUS_KERB_ZONE, "dwell_s": 8}],
+                "zones": [{"id": "kerb", "kind": "no_parking", "polygon": KERB_ZONE, "dwell_s": 8}],
             }
         ]
     }
