@@ -32,6 +32,7 @@ def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | Non
     shutil.copyfile(source, staged)
     written = Path(YOLO(str(staged)).export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True))
     target = output or source.parent / written.name
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     shutil.move(str(written), target)
