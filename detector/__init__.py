@@ -1,0 +1,1 @@
+"""The detector: model loading and inference, the taxonomy, dataset recipes, training and evaluation."""

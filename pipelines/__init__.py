@@ -1,0 +1,1 @@
+"""The frame pipeline: sources, sampling, batching, tracking, zone rules, evidence, outbox and delivery."""

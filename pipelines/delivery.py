@@ -1,22 +1,26 @@
-"""Deliver draft cases to the case service over HTTP, retrying what can be retried."""
+"""Deliver draft cases to the case service over HTTP: one attempt per call, its outcome classified."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import httpx
 
 from service.schemas import CaseIn
-from streetwatch.core import DraftCase
+from streetwatch.core import DraftCase, EvidenceImage
 
-log = logging.getLogger(__name__)
+#: Answers about the agent or the endpoint rather than the case (a wrong or revoked key, a wrong URL), or about
+#: the moment (timeout, rate limit): the same case may be accepted later, once an operator has fixed the cause.
+RETRY_STATUSES: Final = frozenset({401, 403, 404, 408, 429})
 
 
 class CaseRejectedError(RuntimeError):
-    """The case service refused a case for good (a 4xx other than 408/429); retrying cannot help."""
+    """The case service refused this case for good (a 4xx about the case itself); retrying cannot help."""
+
+
+class DeliveryError(ConnectionError):
+    """A case did not arrive this time (no connection, 5xx, or one of RETRY_STATUSES); a later try may succeed."""
 
 
 def case_payload(draft: DraftCase) -> CaseIn:
@@ -35,55 +39,54 @@ def case_payload(draft: DraftCase) -> CaseIn:
     )
 
 
-class CaseClient:
-    """Posts draft cases to `POST /api/v1/cases` with the violation's key as the Idempotency-Key.
+@dataclass(frozen=True, slots=True)
+class OutgoingCase:
+    """A case as it is sent: the violation's key (the Idempotency-Key), the `case` JSON and the evidence."""
 
-    Connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff up to `attempts`
-    times; the idempotency key makes a retry of a case that did arrive harmless.
+    key: str
+    camera_id: str
+    case_json: str
+    evidence: tuple[EvidenceImage, ...]
+
+    @classmethod
+    def of(cls, draft: DraftCase) -> OutgoingCase:
+        """The outgoing form of a draft case."""
+        v = draft.violation
+        return cls(v.key, v.camera_id, case_payload(draft).model_dump_json(), draft.evidence)
+
+
+class CaseClient:
+    """Posts cases to `POST /api/v1/cases` with the violation's key as the Idempotency-Key.
+
+    The key makes a repeated post of a case that did arrive harmless: the service answers 200 with the case
+    it already has. Retrying is the outbox's job, not this client's.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeout_s: float = 30.0,
-        attempts: int = 5,
-        backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 30.0) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s
         )
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self._sleep = sleep
 
     def close(self) -> None:
         """Release the HTTP connections."""
         self._http.close()
 
-    def post(self, draft: DraftCase) -> dict[str, Any]:
-        """Deliver one case; returns the service's JSON for it (new, repeated or merged)."""
-        payload = case_payload(draft).model_dump_json()
-        files = [("evidence", (e.name, e.data, e.content_type)) for e in draft.evidence]
-        headers = {"Idempotency-Key": draft.violation.key}
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                resp = self._http.post("/api/v1/cases", data={"case": payload}, files=files, headers=headers)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code in (200, 201):
-                    body: dict[str, Any] = resp.json()
-                    return body
-                if resp.status_code < 500 and resp.status_code not in (408, 429):
-                    raise CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
-                problem = f"HTTP {resp.status_code}"
-            if attempt == self.attempts:
-                raise ConnectionError(f"case {draft.violation.key} not delivered after {attempt} attempts: {problem}")
-            delay = self.backoff_s * 2 ** (attempt - 1)
-            log.warning("camera %s: delivery failed (%s); retrying in %.1fs", draft.violation.camera_id, problem, delay)
-            self._sleep(delay)
+    def send(self, case: OutgoingCase) -> dict[str, Any]:
+        """Deliver one case once; returns the service's JSON for it (new, repeated or merged).
+
+        Raises CaseRejectedError when the service refuses it for good, DeliveryError when a retry may succeed.
+        """
+        files = [("evidence", (e.name, e.data, e.content_type)) for e in case.evidence]
+        try:
+            resp = self._http.post(
+                "/api/v1/cases", data={"case": case.case_json}, files=files, headers={"Idempotency-Key": case.key}
+            )
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code in (200, 201):
+            body: dict[str, Any] = resp.json()
+            return body
+        if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
+            raise CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
+        hint = " (check the agent's API key)" if resp.status_code in (401, 403) else ""
+        raise DeliveryError(f"case service answered {resp.status_code}{hint}")

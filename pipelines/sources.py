@@ -1,22 +1,63 @@
-"""Camera sources: decode a file or stream and yield the frames due for analysis, stamped with stream time."""
+"""Camera sources: decode a file, stream or device and yield the frames due for analysis, stamped with stream time.
+
+A file ends at its end. A live source (RTSP, HTTP(S) MJPEG or HLS, a capture device) runs until stopped: when
+it fails, stalls or sends only undecodable frames, it is reopened with exponential backoff, and its stream
+time carries on across reopenings so that dwell times never run backwards.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
+from typing import Final
 
 import cv2
 
-from streetwatch.config import CameraConfig
+from pipelines.metrics import PipelineMetrics
+from streetwatch.config import STREAM_SCHEMES, CameraConfig, PipelineConfig
 from streetwatch.core import Frame
 
 log = logging.getLogger(__name__)
 
+#: Consecutive failed reads after which a live connection counts as broken even before it stalls: a closed
+#: connection fails at once, again and again.
+MAX_FAILED_READS: Final = 50
+
 
 class SourceError(RuntimeError):
     """A camera source could not be opened or read."""
+
+
+class SourceKind(StrEnum):
+    """Where a camera's frames come from."""
+
+    FILE = "file"
+    STREAM = "stream"
+    DEVICE = "device"
+
+
+def source_kind(source: str | int) -> SourceKind:
+    """A local file, a network stream (rtsp, http...) or a capture device (an index or /dev/videoN)."""
+    if isinstance(source, int) or re.fullmatch(r"/dev/video[0-9]+", source):
+        return SourceKind.DEVICE
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    return SourceKind.STREAM if scheme in STREAM_SCHEMES else SourceKind.FILE
+
+
+def redacted(source: str | int) -> str:
+    """The source as it may appear in logs: a password in a stream URL (rtsp://user:pw@host/...) is hidden."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", str(source))
+
+
+def is_file_source(source: str | int) -> bool:
+    """A local file (ends when the file ends), as opposed to a stream or device (runs until stopped)."""
+    return source_kind(source) is SourceKind.FILE
 
 
 class Sampler:
@@ -36,42 +77,61 @@ class Sampler:
         return True
 
 
-def is_file_source(source: str | int) -> bool:
-    """A local file (ends when the file ends), as opposed to a stream or device (runs until stopped)."""
-    return isinstance(source, str) and "://" not in source
-
-
-def _open(source: str | int) -> cv2.VideoCapture:
-    if is_file_source(source) and not Path(str(source)).is_file():
-        raise SourceError(f"video file {source} does not exist")
-    cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+def _open(source: str | int, *, timeout_s: float = 10.0) -> cv2.VideoCapture:
+    kind = source_kind(source)
+    if kind is SourceKind.FILE:
+        if not Path(str(source)).is_file():
+            raise SourceError(f"video file {source} does not exist")
+        cap = cv2.VideoCapture(str(source))
+    elif kind is SourceKind.STREAM:
+        # FFmpeg's own timeouts make a dead or silent server fail a read instead of blocking it forever.
+        ms = round(timeout_s * 1000)
+        cap = cv2.VideoCapture(
+            str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
+    else:
+        cap = cv2.VideoCapture(source)
     if not cap.isOpened():
-        raise SourceError(f"could not open {source}")
+        cap.release()
+        raise SourceError(f"could not open {redacted(source)}")
     return cap
 
 
-class VideoSource:
-    """Decodes one camera's source and yields its due frames.
+def _fourcc(cap: cv2.VideoCapture) -> str:
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ").upper()
 
-    Frames are grabbed (cheap) and only the due ones are decoded. The stream timestamp comes from the
-    container (`CAP_PROP_POS_MSEC`); where a backend gives none, the frame index over the reported fps.
-    `captured_at` is the wall time the source was opened plus the stream time.
+
+class FileSource:
+    """Decodes a video file and yields its due frames, never dropping any.
+
+    Frames are grabbed (demuxed and decoded) and only the due ones are converted. The stream timestamp comes
+    from the container (`CAP_PROP_POS_MSEC`); where it gives none, the frame index over the reported fps.
+    `captured_at` is the wall time the file was opened plus the stream time.
     """
 
-    def __init__(self, camera: CameraConfig, *, clock: Callable[[], datetime]) -> None:
+    live = False
+
+    def __init__(self, camera: CameraConfig, *, clock: Callable[[], datetime], metrics: PipelineMetrics) -> None:
         self.camera = camera
         self._clock = clock
+        self._decoded = metrics.frames_decoded.labels(camera.id)
+        path = Path(str(camera.source))
+        # The same file always gives the same violation keys, so rerunning it never duplicates a case.
+        stat = path.stat() if path.is_file() else None
+        self.stream_id = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"file:{path}"
 
-    def frames(self) -> Iterator[Frame]:
-        """Due frames until the source ends; raises SourceError if it cannot be opened."""
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Due frames until the file ends or `stop` is set; raises SourceError if it cannot be opened."""
         cap = _open(self.camera.source)
         try:
             fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
             opened_at = self._clock()
             sampler = Sampler(self.camera.sample_every_s)
             index = -1
-            while cap.grab():
+            while not stop.is_set() and cap.grab():
                 index += 1
+                self._decoded.inc()
                 msec = cap.get(cv2.CAP_PROP_POS_MSEC)
                 ts = msec / 1000.0 if msec > 0 or index == 0 else (index / fps if fps > 0 else 0.0)
                 if not sampler.due(ts):
@@ -83,3 +143,158 @@ class VideoSource:
                 yield Frame(self.camera.id, ts, opened_at + timedelta(seconds=ts), image)
         finally:
             cap.release()
+
+
+class LiveSource:
+    """Reads a stream or device until stopped, reopening it with exponential backoff whenever it breaks.
+
+    A connection is broken when it cannot be opened, delivers no decodable frame for `stall_timeout_s`, or
+    fails MAX_FAILED_READS reads in a row. Each reopening is logged with the camera and a counter, and counted
+    in the metrics. Stream time comes from the stream's presentation timestamps where the backend has real
+    ones (RTSP, HLS); MJPEG over HTTP and devices get the monotonic clock. Either way it continues across
+    reopenings. `captured_at` is the wall time the frame was read.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        settings: PipelineConfig,
+        *,
+        clock: Callable[[], datetime],
+        metrics: PipelineMetrics,
+    ) -> None:
+        self.camera = camera
+        self.settings = settings
+        self._clock = clock
+        self._decoded = metrics.frames_decoded.labels(camera.id)
+        self._reconnect_counter = metrics.source_reconnects.labels(camera.id)
+        # Stream time restarts with every process: this epoch keeps violation keys of two runs apart.
+        self.stream_id = f"live:{camera.source}:{clock().isoformat()}"
+        self.reconnects = 0
+        self._last_ts: float | None = None
+        self._last_at = 0.0
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Due frames until `stop` is set; never raises for a broken source, it reopens it."""
+        sampler = Sampler(self.camera.sample_every_s)
+        delay = self.settings.reconnect_initial_s
+        while not stop.is_set():
+            try:
+                cap = _open(self.camera.source, timeout_s=self.settings.stall_timeout_s)
+            except SourceError as exc:
+                problem = str(exc)
+            else:
+                try:
+                    log.info("camera %s: connected to %s", self.camera.id, redacted(self.camera.source))
+                    problem, delivered = yield from self._connection(cap, sampler, stop)
+                finally:
+                    cap.release()
+                if delivered:
+                    delay = self.settings.reconnect_initial_s
+            if stop.is_set():
+                return
+            self.reconnects += 1
+            self._reconnect_counter.inc()
+            log.warning("camera %s: %s; reconnect #%d in %.1fs", self.camera.id, problem, self.reconnects, delay)
+            stop.wait(delay)
+            delay = min(2 * delay, self.settings.reconnect_max_s)
+
+    def _connection(
+        self, cap: cv2.VideoCapture, sampler: Sampler, stop: threading.Event
+    ) -> Generator[Frame, None, tuple[str, bool]]:
+        """Frames of one connection; returns why it ended and whether it delivered any frame."""
+        delivered = False
+        start = time.monotonic()
+        clock = _StreamClock(
+            use_pts=source_kind(self.camera.source) is SourceKind.STREAM and _fourcc(cap) not in {"MJPG", "MJPEG"},
+            base=0.0 if self._last_ts is None else self._last_ts + (start - self._last_at),
+            start=start,
+            floor=self._last_ts,
+        )
+        stall_s = self.settings.stall_timeout_s
+        last_read = start
+        failed_reads = 0
+        undecodable_since: float | None = None
+        while not stop.is_set():
+            if not cap.grab():
+                failed_reads += 1
+                now = time.monotonic()
+                if now - last_read > stall_s:
+                    return f"no frame for {now - last_read:.1f}s", delivered
+                if failed_reads >= MAX_FAILED_READS:
+                    return f"{failed_reads} reads in a row failed (stream closed or undecodable)", delivered
+                continue
+            now = time.monotonic()
+            last_read, failed_reads = now, 0
+            self._decoded.inc()
+            ts = clock.time(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, now)
+            self._last_ts, self._last_at = ts, now
+            # After a frame that did not decode, the next ones are tried at once rather than at the next due time.
+            if not sampler.due(ts) and undecodable_since is None:
+                continue
+            ok, image = cap.retrieve()
+            if not ok or image is None:
+                if undecodable_since is None:
+                    undecodable_since = now
+                    log.warning("camera %s: a frame could not be decoded; skipped", self.camera.id)
+                elif now - undecodable_since > stall_s:
+                    return f"frames arrive but none decoded for {now - undecodable_since:.1f}s", delivered
+                continue
+            undecodable_since = None
+            delivered = True
+            yield Frame(self.camera.id, ts, self._clock(), image)
+        return "stopped", delivered
+
+
+class _StreamClock:
+    """Stream time for one connection of a live source, continuing where the previous connection stopped.
+
+    It follows the stream's presentation timestamps while they increase; a stream without usable ones (none,
+    or restarting) falls back to the monotonic clock for the rest of the connection. It never runs backwards.
+    """
+
+    def __init__(self, *, use_pts: bool, base: float, start: float, floor: float | None) -> None:
+        self._use_pts = use_pts
+        self._base = base
+        self._start = start
+        self._floor = floor
+        self._first_pts: float | None = None
+        self._last_pts = -1.0
+
+    def time(self, pts: float, now: float) -> float:
+        """The stream time of a frame with timestamp `pts` (seconds) read at monotonic time `now`."""
+        if self._use_pts and pts > self._last_pts:
+            if self._first_pts is None:
+                self._first_pts = pts
+            ts = self._base + pts - self._first_pts
+            self._last_pts = pts
+        else:
+            self._use_pts = False
+            ts = self._base + now - self._start
+        if self._floor is not None:
+            ts = max(ts, self._floor + 1e-3)
+        self._floor = ts
+        return ts
+
+
+def open_source(
+    camera: CameraConfig, settings: PipelineConfig, *, clock: Callable[[], datetime], metrics: PipelineMetrics
+) -> FileSource | LiveSource:
+    """The source for a camera: a FileSource for a file, a LiveSource for a stream or device."""
+    if is_file_source(camera.source):
+        return FileSource(camera, clock=clock, metrics=metrics)
+    return LiveSource(camera, settings, clock=clock, metrics=metrics)
+
+
+def file_duration_s(source: str | int) -> float | None:
+    """A video file's length in seconds from its header, or None where it has none (or is no file)."""
+    if not is_file_source(source) or not Path(str(source)).is_file():
+        return None
+    cap = cv2.VideoCapture(str(source))
+    try:
+        fps, count = cap.get(cv2.CAP_PROP_FPS), cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        return count / fps if fps > 0 and count > 0 else None
+    finally:
+        cap.release()

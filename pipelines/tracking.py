@@ -48,6 +48,14 @@ class CameraTracker:
         )
         self._tracker = BYTETracker(args)
 
+    @property
+    def tracks(self) -> int:
+        """How many tracks the tracker follows or still looks for (its per-track state).
+
+        ByteTrack also keeps a history of removed tracks, which ultralytics caps at 1000 per tracker.
+        """
+        return len(self._tracker.tracked_stracks) + len(self._tracker.lost_stracks)
+
     def update(self, detections: Detections, size: tuple[int, int]) -> Detections:
         """Track one frame's detections (normalised boxes, frame `size` = (w, h)); returns the tracked ones."""
         w, h = size

@@ -37,3 +37,34 @@ def centre(xyxy: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """The centre of each [x1, y1, x2, y2] box."""
     boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+
+
+Box = tuple[float, float, float, float]
+
+
+def box_area(box: Box) -> float:
+    """Area of an [x1, y1, x2, y2] box (0 for a degenerate one)."""
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def intersection(a: Box, b: Box) -> float:
+    """Area shared by two [x1, y1, x2, y2] boxes."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two [x1, y1, x2, y2] boxes."""
+    inter = intersection(a, b)
+    union = box_area(a) + box_area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def containment(inner: Box, outer: Box) -> float:
+    """The share of `inner`'s area that lies inside `outer` (0..1)."""
+    area = box_area(inner)
+    return intersection(inner, outer) / area if area > 0 else 0.0
+
+
+def expand(box: Box, dx: float, dy: float) -> Box:
+    """The box grown by `dx` on the left and right and `dy` on the top and bottom."""
+    return (box[0] - dx, box[1] - dy, box[2] + dx, box[3] + dy)

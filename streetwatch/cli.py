@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn
 
 from streetwatch.config import ConfigError, StreetwatchConfig, load_config
+from streetwatch.core import Frame
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
 err = Console(stderr=True)
 
 StateDir = Annotated[
-    Path, typer.Option("--state-dir", help="Where the embedded service keeps its database and evidence.")
+    Path,
+    typer.Option(
+        "--state-dir", help="Where the embedded service keeps its database and evidence, and the agent its outbox."
+    ),
 ]
 DEFAULT_STATE = Path("streetwatch-data")
 
@@ -53,22 +58,50 @@ def check_config(config: Annotated[Path, typer.Argument(help="A streetwatch YAML
     console.print(f"{config}: OK ({len(cfg.cameras)} cameras, {zones} zones)")
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger(__name__).warning("signal %d: finishing the current batch", signum)
-        stop.set()
+def _progress(cfg: StreetwatchConfig) -> tuple[Progress, Callable[[Frame], object]] | None:
+    """A Rich progress bar per file camera (in stream seconds), or None when no camera reads a file."""
+    from pipelines.sources import file_duration_s, is_file_source
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    files = [c for c in cfg.cameras if is_file_source(c.source)]
+    if not files:
+        return None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.fields[length]}"),
+        console=err,
+    )
+    tasks = {}
+    for cam in files:
+        length = file_duration_s(cam.source)
+        tasks[cam.id] = progress.add_task(cam.id, total=length, length="?" if length is None else f"{length:.0f} s")
+
+    def advance(frame: Frame) -> None:
+        task = tasks.get(frame.camera_id)
+        if task is not None:
+            progress.update(task, completed=frame.timestamp_s)
+
+    return progress, advance
 
 
-def _run(cfg: StreetwatchConfig, state_dir: Path, api: str | None, api_key: str | None) -> dict[str, int]:
+def _run(
+    cfg: StreetwatchConfig,
+    state_dir: Path,
+    api: str | None,
+    api_key: str | None,
+    *,
+    outbox: Path | None = None,
+    metrics_port: int | None = None,
+    show_progress: bool | None = None,
+) -> dict[str, int]:
     from detector.model import Detector, ModelError
-    from pipelines.delivery import CaseClient
-    from pipelines.runner import run_pipeline
+    from pipelines.agent import run_agent, stop_on_signals
     from service.embedded import EmbeddedService
     from service.settings import ServiceSettings
 
+    if api is not None and not api_key:
+        err.print("[red]--api-key (or STREETWATCH_API_KEY) is required with --api[/red]")
+        raise typer.Exit(2)
     try:
         detector = Detector(
             cfg.detector.model,
@@ -78,28 +111,33 @@ def _run(cfg: StreetwatchConfig, state_dir: Path, api: str | None, api_key: str 
             device=cfg.detector.device,
         )
     except ModelError as exc:
-        err.print(f"[red]detector.model: {exc}[/red]")
+        err.print(f"[red]detector.model: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
     stop = threading.Event()
-    _stop_on_signals(stop)
-    if api is not None:
-        if not api_key:
-            err.print("[red]--api-key (or STREETWATCH_API_KEY) is required with --api[/red]")
-            raise typer.Exit(2)
-        client = CaseClient(api, api_key)
-        try:
-            stats = run_pipeline(cfg, detector=detector, deliver=client.post, stop=stop)
-        finally:
-            client.close()
-    else:
-        with EmbeddedService(ServiceSettings(state_dir=state_dir)) as service:
-            client = CaseClient(service.url, service.api_key)
-            try:
-                stats = run_pipeline(cfg, detector=detector, deliver=client.post, stop=stop)
-            finally:
-                client.close()
+    stop_on_signals(stop)
+    bars = _progress(cfg) if (err.is_terminal if show_progress is None else show_progress) else None
+    with ExitStack() as stack:
+        if bars is not None:
+            stack.enter_context(bars[0])
+        if api is None:
+            service = stack.enter_context(EmbeddedService(ServiceSettings(state_dir=state_dir)))
+            url, key = service.url, service.api_key
+        else:
+            url, key = api, api_key or ""
+        stats, left = run_agent(
+            cfg,
+            detector=detector,
+            api_url=url,
+            api_key=key,
+            outbox_path=outbox or state_dir / "outbox.db",
+            stop=stop,
+            metrics_port=metrics_port,
+            on_frame=bars[1] if bars is not None else None,
+        )
     for cam, reason in stats.failed_cameras.items():
-        err.print(f"[red]camera {cam} failed: {reason}[/red]")
+        err.print(f"[red]camera {cam} failed: {reason}[/red]", soft_wrap=True, highlight=False)
+    if left:
+        err.print(f"[yellow]{left} cases wait in the outbox; the next run sends them[/yellow]")
     return stats.cases_raised
 
 
@@ -111,9 +149,24 @@ def run(
         str | None, typer.Option(help="Case API base URL; without it the embedded service under --state-dir.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="STREETWATCH_API_KEY", help="Agent API key for --api.")] = None,
+    outbox: Annotated[
+        Path | None, typer.Option(help="The outbox of undelivered cases (default: STATE_DIR/outbox.db).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve Prometheus metrics on this port, 0 for any free one (overrides the config)."
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bars for file cameras (default: on a terminal)."),
+    ] = None,
 ) -> None:
     """Watch every camera of CONFIG and raise draft cases (files end when they end; streams run until stopped)."""
-    raised = _run(_load(config), state_dir, api, api_key)
+    raised = _run(
+        _load(config), state_dir, api, api_key, outbox=outbox, metrics_port=metrics_port, show_progress=progress
+    )
     console.print(f"cases raised: {sum(raised.values())} " + ", ".join(f"{c}={n}" for c, n in raised.items()))
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,8 +40,21 @@ DEFAULT_DWELL_S: Final[dict[ZoneKind, float]] = {
     ZoneKind.AD_CONTROL: 60.0,
 }
 
+#: How far a zone kind's object may drift (normalised units) and still count as staying put, by default.
+DEFAULT_STATIONARY_TOLERANCE: Final[dict[ZoneKind, float]] = {
+    ZoneKind.NO_PARKING: 0.03,
+    ZoneKind.NO_VENDING: 0.05,
+    ZoneKind.LITTER_WATCH: 0.05,
+    ZoneKind.AD_CONTROL: 0.05,
+}
+
+#: Schemes of network sources; anything else without a scheme is a file, an int or /dev/videoN a device.
+STREAM_SCHEMES: Final = ("rtsp", "rtsps", "http", "https")
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Unit, Unit]
+Box = tuple[Unit, Unit, Unit, Unit]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class _Strict(BaseModel):
@@ -54,11 +70,61 @@ class ZoneConfig(_Strict):
     dwell_s: float | None = Field(
         default=None, gt=0, description="Stream seconds an object must stay before a case; default per kind."
     )
+    stationary_tolerance: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="How far (normalised units) an object may drift and still count as staying; default per kind "
+        "(0.03 for no_parking, 0.05 otherwise).",
+    )
+    grace_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long an object may go unseen (occlusion, a missed detection, a new track id) and still be "
+        "the same stay; default max(3 x sample_every_s, 10).",
+    )
+    quiet_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="After a violation ends, the same spot raises no new case for this many stream seconds.",
+    )
+    allowed_hours: list[tuple[ClockTime, ClockTime]] = Field(
+        default_factory=list,
+        description="no_vending only: local times when vending is allowed (night markets), as quoted "
+        "['HH:MM', 'HH:MM'] pairs in pipeline.timezone; an end before its start spans midnight.",
+    )
 
     @property
     def effective_dwell_s(self) -> float:
         """The dwell time in force for this zone."""
         return self.dwell_s if self.dwell_s is not None else DEFAULT_DWELL_S[self.kind]
+
+    @property
+    def effective_stationary_tolerance(self) -> float:
+        """The movement tolerance in force for this zone."""
+        if self.stationary_tolerance is not None:
+            return self.stationary_tolerance
+        return DEFAULT_STATIONARY_TOLERANCE[self.kind]
+
+    @property
+    def allowed_times(self) -> list[tuple[time, time]]:
+        """`allowed_hours` as (start, end) times."""
+        return [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in self.allowed_hours]
+
+    @field_validator("allowed_hours", mode="before")
+    @classmethod
+    def _quoted_times(cls, v: object) -> object:
+        if isinstance(v, list) and any(isinstance(t, int) for pair in v if isinstance(pair, list) for t in pair):
+            raise ValueError("write times in quotes, e.g. ['18:00', '23:30'] (YAML reads 18:00 as a number)")
+        return v
+
+    @model_validator(mode="after")
+    def _hours_only_for_vending(self) -> ZoneConfig:
+        if self.allowed_hours and self.kind is not ZoneKind.NO_VENDING:
+            raise ValueError("allowed_hours applies to no_vending zones only")
+        if any(a == b for a, b in self.allowed_hours):
+            raise ValueError("an allowed_hours range must not start and end at the same time")
+        return self
 
     @field_validator("polygon")
     @classmethod
@@ -73,9 +139,38 @@ class CameraConfig(_Strict):
     """One camera: where its frames come from, how often to look, and its zones."""
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Unique camera id.")
-    source: str | int = Field(description="File path, rtsp://, http(s):// URL, or a local device index.")
+    source: str | int = Field(
+        description="File path, rtsp(s)://, http(s):// URL (MJPEG, HLS), a device index or /dev/videoN."
+    )
     sample_every_s: float = Field(default=2.0, gt=0, description="Analyse one frame every N stream seconds.")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    permitted: list[Box] = Field(
+        default_factory=list,
+        description="Permitted-ad regions [x1, y1, x2, y2], normalised; an ad box lying at least 70 % inside one "
+        "raises no unpermitted_ad case.",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_scheme(cls, v: str | int) -> str | int:
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("a device index is 0 or more")
+            return v
+        if not v.strip():
+            raise ValueError("source is empty")
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", v)
+        if scheme and scheme.group(1).lower() not in STREAM_SCHEMES:
+            raise ValueError(f"unsupported scheme '{scheme.group(1)}://' (use {', '.join(STREAM_SCHEMES)}, a file)")
+        return v
+
+    @field_validator("permitted")
+    @classmethod
+    def _ordered_boxes(cls, v: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+        for i, (x1, y1, x2, y2) in enumerate(v):
+            if x2 <= x1 or y2 <= y1:
+                raise ValueError(f"permitted[{i}] must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+        return v
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:
@@ -96,11 +191,48 @@ class DetectorConfig(_Strict):
     device: str = Field(default="cpu", description="cpu, or a CUDA device such as 0.")
 
 
+class PipelineConfig(_Strict):
+    """How the pipeline runs: local time, live-source recovery, delivery and the metrics endpoint."""
+
+    timezone: str = Field(default="UTC", description="IANA time zone of the cameras' local time (allowed_hours).")
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0, description="Live sources: reopen a source that delivered no frame for this long."
+    )
+    reconnect_initial_s: float = Field(default=1.0, gt=0, description="First wait before reopening a live source.")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="Longest wait between reopenings (doubling).")
+    delivery_backoff_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between delivery attempts while the case service is down."
+    )
+    flush_timeout_s: float = Field(
+        default=30.0, ge=0, description="At shutdown, how long to keep delivering; what is left is sent next start."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port; default: no endpoint."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics endpoint listens on.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{v}' (use an IANA name such as Asia/Shanghai)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> PipelineConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+
 class StreetwatchConfig(_Strict):
     """The root of a streetwatch config file."""
 
     cameras: list[CameraConfig] = Field(min_length=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> StreetwatchConfig:

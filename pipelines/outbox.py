@@ -1,0 +1,264 @@
+"""The on-disk outbox: every draft case is stored (SQLite, WAL) before it is sent, and removed only once acknowledged.
+
+A sender thread delivers what the outbox holds, oldest first, and backs off while the case service is down. On
+start it finds whatever an earlier run left, so a crash or a restart loses no case; the Idempotency-Key (the
+violation key) makes a case that did arrive before the crash harmless to send again. A case the service refuses
+for good (4xx) is kept aside in the `rejected` state, logged, and never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.delivery import CaseRejectedError, DeliveryError, OutgoingCase
+from pipelines.metrics import PipelineMetrics
+from streetwatch.core import DraftCase, EvidenceImage
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    camera_id TEXT NOT NULL,
+    case_json TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    queued_at TEXT NOT NULL,
+    rejected_at TEXT
+);
+CREATE INDEX IF NOT EXISTS cases_by_state ON cases (state, attempts, seq);
+CREATE TABLE IF NOT EXISTS evidence (
+    case_seq INTEGER NOT NULL REFERENCES cases (seq) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (case_seq, position)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedCase:
+    """A case the service refused for good, kept for an operator to look at."""
+
+    key: str
+    camera_id: str
+    case_json: str
+    reason: str
+    rejected_at: datetime
+
+
+class Outbox:
+    """Draft cases waiting for the case service, in a SQLite file (WAL, synchronous=FULL); safe across threads."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a case the pipeline was told is stored survives a power cut, not only a crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def put(self, case: OutgoingCase) -> bool:
+        """Store a case durably; False if its key is already here (pending or rejected), which changes nothing."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO cases (key, camera_id, case_json, queued_at) VALUES (?, ?, ?, ?)",
+                (case.key, case.camera_id, case.case_json, self._clock().isoformat()),
+            )
+            if cur.rowcount == 0:
+                return False
+            db.executemany(
+                "INSERT INTO evidence (case_seq, position, name, content_type, data) VALUES (?, ?, ?, ?, ?)",
+                [(cur.lastrowid, i, e.name, e.content_type, e.data) for i, e in enumerate(case.evidence)],
+            )
+            return True
+
+    def next_pending(self) -> OutgoingCase | None:
+        """The pending case to send next: fewest failed attempts first, then oldest, so one bad case cannot
+        hold back the others."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq, key, camera_id, case_json FROM cases WHERE state = 'pending' "
+                "ORDER BY attempts, seq LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            evidence = self._db.execute(
+                "SELECT name, content_type, data FROM evidence WHERE case_seq = ? ORDER BY position", (row[0],)
+            ).fetchall()
+        return OutgoingCase(row[1], row[2], row[3], tuple(EvidenceImage(n, t, bytes(d)) for n, t, d in evidence))
+
+    def acknowledge(self, key: str) -> None:
+        """The service has the case: forget it (its evidence goes with it)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM cases WHERE key = ?", (key,))
+
+    def record_failure(self, key: str, error: str) -> None:
+        """A delivery attempt failed in a way a retry may fix."""
+        with self._transaction() as db:
+            db.execute("UPDATE cases SET attempts = attempts + 1, last_error = ? WHERE key = ?", (error, key))
+
+    def reject(self, key: str, reason: str) -> None:
+        """The service refused the case for good: keep it aside, never send it again."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET state = 'rejected', last_error = ?, rejected_at = ? WHERE key = ?",
+                (reason, self._clock().isoformat(), key),
+            )
+
+    def pending_count(self) -> int:
+        """How many cases wait for delivery."""
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM cases WHERE state = 'pending'").fetchone()
+        return int(n)
+
+    def rejected(self) -> list[RejectedCase]:
+        """The cases the service refused, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, camera_id, case_json, last_error, rejected_at FROM cases WHERE state = 'rejected' "
+                "ORDER BY seq"
+            ).fetchall()
+        return [RejectedCase(k, c, j, r, datetime.fromisoformat(at)) for k, c, j, r, at in rows]
+
+
+class CaseSink(Protocol):
+    """Where the sender delivers to (the case service's client)."""
+
+    def send(self, case: OutgoingCase) -> dict[str, Any]:
+        """Deliver once; raise CaseRejectedError (for good) or DeliveryError (try again later)."""
+        ...
+
+
+class OutboxSender:
+    """A thread that drains the outbox into the case service, backing off exponentially while it fails.
+
+    `submit` stores a draft case before it returns, so a case the pipeline raised is never only in memory.
+    `close(flush_timeout_s)` keeps delivering until the outbox is empty or the time is up; what is left stays on
+    disk for the next start.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink: CaseSink,
+        *,
+        metrics: PipelineMetrics,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 60.0,
+    ) -> None:
+        self.outbox = outbox
+        self._sink = sink
+        self._metrics = metrics
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._wake = threading.Event()  # a new case, or closing
+        self._interrupt = threading.Event()  # closing: cut a backoff wait short
+        self._closing = threading.Event()
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+
+    def start(self) -> None:
+        """Start delivering, beginning with whatever an earlier run left in the outbox."""
+        left = self.outbox.pending_count()
+        self._metrics.outbox_depth.set(left)
+        if left:
+            log.info("outbox %s: %d cases from an earlier run will be sent again", self.outbox.path, left)
+        self._thread.start()
+
+    def submit(self, draft: DraftCase) -> None:
+        """Store a draft case in the outbox (durably) and wake the sender."""
+        if self.outbox.put(OutgoingCase.of(draft)):
+            self._metrics.outbox_depth.inc()
+        self._wake.set()
+
+    def close(self, flush_timeout_s: float) -> int:
+        """Deliver what can be delivered within `flush_timeout_s`, then stop; returns how many cases are left."""
+        self._deadline = time.monotonic() + flush_timeout_s
+        self._closing.set()
+        self._wake.set()
+        self._interrupt.set()
+        # A send in flight may take up to the client's own timeout to give up.
+        self._thread.join(timeout=flush_timeout_s + 60)
+        left = self.outbox.pending_count()
+        if left:
+            log.warning(
+                "outbox %s: %d cases not delivered yet; they are sent on the next start", self.outbox.path, left
+            )
+        return left
+
+    def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while not (self._closing.is_set() and time.monotonic() >= self._deadline):
+            try:
+                case = self.outbox.next_pending()
+                if case is None:
+                    if self._closing.is_set():
+                        return
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                delivered = self._deliver(case)
+            except sqlite3.Error:
+                log.exception("outbox %s: could not be read or updated", self.outbox.path)
+                delivered = False
+            self._metrics.outbox_depth.set(self.outbox.pending_count())
+            if delivered:
+                delay = self.backoff_initial_s
+                continue
+            # New cases do not cut a backoff short (that would hammer a service that is down); closing does.
+            self._interrupt.wait(max(0.0, min(delay, self._deadline - time.monotonic())))
+            self._interrupt.clear()
+            delay = min(2 * delay, self.backoff_max_s)
+
+    def _deliver(self, case: OutgoingCase) -> bool:
+        """Send one case; False when the service could not take it now (the caller backs off)."""
+        try:
+            body = self._sink.send(case)
+        except CaseRejectedError as exc:
+            self.outbox.reject(case.key, str(exc))
+            self._metrics.cases_rejected.inc()
+            log.error("camera %s: case %s rejected; kept aside in the outbox: %s", case.camera_id, case.key, exc)
+            return True
+        except DeliveryError as exc:
+            self.outbox.record_failure(case.key, str(exc))
+            log.warning("camera %s: case %s not delivered yet (%s); will retry", case.camera_id, case.key, exc)
+            return False
+        self.outbox.acknowledge(case.key)
+        self._metrics.cases_delivered.inc()
+        how = "merged into" if body.get("merged") else "stored as"
+        log.info("camera %s: case %s %s case #%s", case.camera_id, case.key, how, body.get("id"))
+        return True

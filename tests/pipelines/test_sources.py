@@ -1,0 +1,194 @@
+"""Sources: files end at their end, live cameras are reopened with backoff when they fail, stall or send garbage,
+and stream time comes from the stream where it has real timestamps and never runs backwards."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from colour_model import scene
+from pipeline_helpers import MjpegCamera, free_port, wait_until
+
+from pipelines.metrics import PipelineMetrics
+from pipelines.sources import FileSource, LiveSource, SourceError
+from streetwatch.config import CameraConfig, PipelineConfig
+from streetwatch.core import Frame
+from streetwatch.demo import write_video
+
+FAST = PipelineConfig(stall_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.4)
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reading:
+    """A source read on a thread of its own, as the runner reads it."""
+
+    def __init__(self, frames: Callable[[threading.Event], Iterator[Frame]]) -> None:
+        self.frames: list[Frame] = []
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frames,), daemon=True)
+        self._thread.start()
+
+    def _run(self, frames: Callable[[threading.Event], Iterator[Frame]]) -> None:
+        for frame in frames(self.stop):
+            self.frames.append(frame)
+
+    def wait_for(self, n: int, timeout_s: float = 20) -> None:
+        wait_until(lambda: len(self.frames) >= n, timeout_s, f"{n} frames")
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive()
+
+
+def live(url: str, metrics: PipelineMetrics, every_s: float = 0.2) -> LiveSource:
+    camera = CameraConfig(id="cam-live", source=url, sample_every_s=every_s)
+    return LiveSource(camera, FAST, clock=clock, metrics=metrics)
+
+
+def reconnects(metrics: PipelineMetrics) -> float:
+    return metrics.registry.get_sample_value("streetwatch_source_reconnects_total", {"camera": "cam-live"}) or 0.0
+
+
+@pytest.fixture
+def camera() -> Iterator[MjpegCamera]:
+    cam = MjpegCamera(scene(("car", (0.1, 0.5, 0.3, 0.8))))
+    yield cam
+    cam.close()
+
+
+def test_a_file_yields_its_due_frames_and_ends(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "a.mp4", [(scene(("car", (0.1, 0.5, 0.3, 0.8))), 6.0)], fps=5)
+    source = FileSource(
+        CameraConfig(id="cam-f", source=str(video), sample_every_s=2.0), clock=clock, metrics=PipelineMetrics()
+    )
+    frames = list(source.frames(threading.Event()))
+    assert [f.timestamp_s for f in frames] == pytest.approx([0.0, 2.0, 4.0])
+    assert (frames[2].captured_at - frames[0].captured_at).total_seconds() == pytest.approx(4.0)
+    # The same file gives the same stream id (and so the same violation keys) in every run.
+    again = FileSource(CameraConfig(id="cam-f", source=str(video)), clock=clock, metrics=PipelineMetrics())
+    assert again.stream_id == source.stream_id
+
+
+def test_a_missing_file_is_an_error() -> None:
+    source = FileSource(CameraConfig(id="cam-f", source="/nowhere/a.mp4"), clock=clock, metrics=PipelineMetrics())
+    with pytest.raises(SourceError, match="does not exist"):
+        next(source.frames(threading.Event()))
+
+
+def test_a_live_mjpeg_camera_is_read_with_monotonic_stream_time(camera: MjpegCamera) -> None:
+    metrics = PipelineMetrics()
+    reading = Reading(live(camera.url, metrics).frames)
+    reading.wait_for(6)
+    reading.close()
+    times = [f.timestamp_s for f in reading.frames]
+    # MJPEG carries no timestamps (FFmpeg invents 25 fps): stream time is the reader's clock, sampled every 0.2 s.
+    assert all(0.15 < b - a < 0.5 for a, b in itertools.pairwise(times)), times
+    assert reading.frames[0].image.shape == (240, 320, 3)
+    assert reconnects(metrics) == 0
+
+
+def test_a_dropped_connection_is_reopened_and_time_runs_on(
+    camera: MjpegCamera, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = PipelineMetrics()
+    source = live(camera.url, metrics)
+    reading = Reading(source.frames)
+    reading.wait_for(3)
+    with caplog.at_level(logging.WARNING, logger="pipelines.sources"):
+        camera.close_connections()
+        wait_until(lambda: camera.connections >= 2, 10, "a second connection")
+        n = len(reading.frames)
+        reading.wait_for(n + 3)
+    reading.close()
+    assert source.reconnects >= 1 and reconnects(metrics) == source.reconnects
+    assert "camera cam-live:" in caplog.text and "reconnect #1" in caplog.text
+    times = [f.timestamp_s for f in reading.frames]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_a_stalled_camera_is_reopened(camera: MjpegCamera, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = PipelineMetrics()
+    reading = Reading(live(camera.url, metrics).frames)
+    reading.wait_for(2)
+    with caplog.at_level(logging.WARNING, logger="pipelines.sources"):
+        camera.freeze()
+        wait_until(lambda: reconnects(metrics) >= 1, 10, "a reconnect after the stall")
+        camera.freeze(False)
+        n = len(reading.frames)
+        reading.wait_for(n + 2)
+    reading.close()
+    assert "no frame for" in caplog.text
+
+
+def test_a_few_garbage_frames_are_skipped_a_stream_of_garbage_is_reopened(
+    camera: MjpegCamera, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = PipelineMetrics()
+    reading = Reading(live(camera.url, metrics, every_s=0.05).frames)
+    reading.wait_for(2)
+    camera.corrupt(2)
+    n = len(reading.frames)
+    reading.wait_for(n + 5)
+    assert reconnects(metrics) == 0
+    with caplog.at_level(logging.WARNING, logger="pipelines.sources"):
+        camera.corrupt(25)  # 2.5 s of garbage: longer than the 1 s stall timeout
+        wait_until(lambda: reconnects(metrics) >= 1, 10, "a reconnect after a stream of garbage")
+        n = len(reading.frames)
+        reading.wait_for(n + 2)
+    reading.close()
+
+
+def test_a_camera_pointing_at_nothing_backs_off_exponentially(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = PipelineMetrics()
+    with caplog.at_level(logging.WARNING, logger="pipelines.sources"):
+        reading = Reading(live(f"http://127.0.0.1:{free_port()}/nothing.mjpg", metrics).frames)
+        wait_until(lambda: reconnects(metrics) >= 4, 10, "four reconnects")
+        reading.close()
+    delays = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records if "reconnect #" in r.getMessage()]
+    assert delays[:4] == ["0.1s", "0.2s", "0.4s", "0.4s"]
+    assert all("camera cam-live: could not open" in r.getMessage() for r in caplog.records)
+    assert reading.frames == []
+
+
+def test_hls_stream_time_comes_from_the_stream(tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import socketserver
+
+    # One 6 s MPEG-TS segment (10 fps) behind a playlist: FFmpeg reads it far faster than real time, so only
+    # the stream's own timestamps can give 0, 1, 2... seconds.
+    writer = cv2.VideoWriter(str(tmp_path / "seg0.ts"), cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*"mpg2"), 10, (320, 240))
+    for i in range(60):
+        writer.write(np.full((240, 320, 3), i * 4, np.uint8))
+    writer.release()
+    (tmp_path / "index.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXTINF:6.0,\nseg0.ts\n#EXT-X-ENDLIST\n"
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reading = Reading(
+            live(f"http://127.0.0.1:{server.server_address[1]}/index.m3u8", PipelineMetrics(), 1.0).frames
+        )
+        reading.wait_for(6)
+        reading.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [round(f.timestamp_s, 1) for f in reading.frames[:6]] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
