@@ -173,16 +173,27 @@ def run(
 @app.command()
 def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
     """Run the whole path on a still camera built from ultralytics' bus.jpg, and show the cases it raised."""
+    from collections import Counter
+
+    from detector.model import Detector
     from service.cli import cases
-    from streetwatch.demo import write_demo
+    from streetwatch.demo import asset_image, write_demo
 
     config = write_demo(state_dir)
     console.print(f"demo camera and config written to {config.parent}")
+    (seen,) = Detector(state_dir=state_dir).detect([asset_image("bus.jpg")])
+    console.print(f"the shipped model sees in the demo photo: {dict(Counter(seen.names)) or 'nothing'}")
     raised = _run(_load(config), state_dir, None, None)
     console.print(f"cases raised by the demo camera: {sum(raised.values())}")
     cases(state_dir=state_dir, database_url=None, as_json=False, status=None, case_type=None, limit=20)
+    if not sum(raised.values()):
+        console.print(
+            "[yellow]No vehicle was seen in the kerb zone, so no parking case: the shipped model was trained on "
+            "elevated traffic cameras only and does not recognise this street-level bus (models/README.md, "
+            "'Known weaknesses'). Elevated CCTV footage raises cases with `streetwatch run`.[/yellow]"
+        )
     console.print(
-        f"List them again with [bold]streetwatch cases --state-dir {state_dir}[/bold]; serve them with "
+        f"List the cases with [bold]streetwatch cases --state-dir {state_dir}[/bold]; serve them with "
         f"[bold]streetwatch serve --state-dir {state_dir}[/bold] and a key from "
         f"[bold]streetwatch keys create --role reviewer --state-dir {state_dir}[/bold] "
         "(GET /api/v1/cases, /api/v1/cases/ID/evidence/0)."
