@@ -13,7 +13,7 @@ from rich.table import Table
 from detector.taxonomy import TAXONOMY
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_STATE = Path("streetwatch-data")
 

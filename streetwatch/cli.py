@@ -19,7 +19,7 @@ from streetwatch.core import Frame
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
     Path,
