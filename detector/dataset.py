@@ -101,19 +101,20 @@ def _remap_labels(text: str, source_names: list[str], recipe: SourceRecipe, repo
 
 
 def _write_image(src: Path, dst: Path, max_side: int | None, image_format: str | None, quality: int) -> Path:
+    # dst is a stem that may itself hold dots (Roboflow's "x_jpg.rf.<hash>"): append, never with_suffix().
     if max_side is None and image_format is None:
-        target = dst.with_suffix(src.suffix.lower())
+        target = dst.parent / f"{dst.name}{src.suffix.lower()}"
         shutil.copyfile(src, target)
         return target
     img = cv2.imread(str(src), cv2.IMREAD_COLOR)
     if img is None:
         raise RecipeError(f"{src}: not a readable image")
     h, w = img.shape[:2]
-    scale = max_side / max(h, w)
-    if scale < 1:
+    if max_side is not None and max(h, w) > max_side:
+        scale = max_side / max(h, w)
         img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     fmt = image_format or "jpg"
-    target = dst.with_suffix(f".{fmt}")
+    target = dst.parent / f"{dst.name}.{fmt}"
     flag = cv2.IMWRITE_WEBP_QUALITY if fmt == "webp" else cv2.IMWRITE_JPEG_QUALITY
     if not cv2.imwrite(str(target), img, [flag, quality]):
         raise OSError(f"could not write {target}")

@@ -118,6 +118,18 @@ def test_rare_classes_are_oversampled_in_train_only(tmp_path: Path, sources: Pat
     assert (out / "val_bins.txt").read_text().split() == ["./images/val/bins__c.jpg", "./images/val/bins__shared.jpg"]
 
 
+def test_dotted_stems_keep_their_whole_name(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    items = {"a_jpg.rf.111": ["0 0.5 0.5 0.1 0.1"], "a_jpg.rf.222": ["0 0.5 0.5 0.2 0.2"]}
+    make_source(root, "rf", ["garbage"], {"train": items, "val": {}})
+    recipe = write_recipes(tmp_path, {"sources": ["rf"]}, {"rf": {"folder": "rf", "classes": {"garbage": "garbage"}}})
+    for fmt in (None, "jpg"):
+        out = tmp_path / f"built-{fmt}"
+        build_dataset(*load_mix(recipe), data_root=root, out=out, state_dir=tmp_path / "s", image_format=fmt)
+        names = sorted(p.name for p in (out / "images" / "train").iterdir())
+        assert names == ["rf__a_jpg.rf.111.jpg", "rf__a_jpg.rf.222.jpg"]
+
+
 def test_images_are_reencoded_when_asked(tmp_path: Path, sources: Path) -> None:
     recipe = write_recipes(tmp_path, {"sources": ["bins"]}, {"bins": BINS})
     out = tmp_path / "built"
