@@ -16,6 +16,7 @@ from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
 from service.db import make_engine, make_sessions
 from service.deps import Clock, Services
+from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
@@ -66,6 +67,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         lifespan=lifespan,
     )
     app.state.services = services
+    app.add_middleware(AuthenticateBeforeBody, services=services)
     app.add_middleware(
         RequestBodyLimit,
         max_bytes=settings.max_request_bytes,

@@ -58,24 +58,35 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
 
-def get_principal(
-    services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """Who holds the key the request carries; 401 if it carries none or an unknown or revoked one."""
+def authenticate(services: Services, authorization: str | None) -> Principal:
+    """Who holds the key in an `Authorization` header; 401 if it carries none or an unknown or revoked one."""
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge
         )
-    digest = hash_key(credentials.credentials)
+    digest = hash_key(key.strip())
     if services.bootstrap_key_hash is not None and hmac.compare_digest(digest, services.bootstrap_key_hash):
         return Principal(key_id=None, name="bootstrap-agent", role=Role.AGENT)
     # A session of its own: the request's session must start its write transactions fresh (see db.begin_write).
     with services.sessions() as session:
-        key = crud.find_active_key(session=session, key_hash=digest)
-    if key is None:
+        found = crud.find_active_key(session=session, key_hash=digest)
+    if found is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", headers=challenge)
-    return Principal(key_id=key.id, name=key.name, role=key.role)
+    return Principal(key_id=found.id, name=found.name, role=found.role)
+
+
+def get_principal(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Who is calling: found already by `service.early_auth` for uploads, else from the bearer credentials."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    return authenticate(services, None if credentials is None else f"Bearer {credentials.credentials}")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
