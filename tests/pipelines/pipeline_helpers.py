@@ -1,15 +1,17 @@
-"""Helpers of the pipeline tests: a live MJPEG camera, the case service on a fixed port, draft cases with real
-JPEG evidence, and polling."""
+"""Helpers of the pipeline tests: a live MJPEG camera, a real RTSP server, the case service on a fixed port,
+draft cases with real JPEG evidence, and polling."""
 
 from __future__ import annotations
 
 import http.server
 import socket
 import socketserver
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -100,6 +102,63 @@ class MjpegCamera:
                 time.sleep(1 / self.fps)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+#: Debian's own Python: PyGObject and the GStreamer typelibs are Debian packages, not in the project's venv.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+
+
+@cache
+def rtsp_server_missing() -> str | None:
+    """Why the RTSP server (rtsp_server.py) cannot run here, or None when it can."""
+    if not SYSTEM_PYTHON.is_file():
+        return f"{SYSTEM_PYTHON} does not exist"
+    check = subprocess.run(
+        [str(SYSTEM_PYTHON), str(RTSP_SERVER), "--check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return None if check.returncode == 0 else check.stderr.strip() or f"exit status {check.returncode}"
+
+
+class RtspServer:
+    """GStreamer's RTSP server (rtsp_server.py, a real process) serving `video` at `url` on a fixed 127.0.0.1 port.
+
+    Each client gets the video from its start, in real time, with the stream's own RTP timestamps. `kill()` ends
+    it the hard way (as a crash or power cut would), `start()` brings it back on the same port.
+    """
+
+    def __init__(self, video: Path, port: int, log: Path) -> None:
+        self.video = video
+        self.port = port
+        self.url = f"rtsp://127.0.0.1:{port}/camera"
+        self._log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            # stdin stays open while this process lives: the server ends when it closes, even if a test dies.
+            self._proc = subprocess.Popen(
+                [str(SYSTEM_PYTHON), str(RTSP_SERVER), str(self.port), "/camera", str(self.video)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._listening, 20, f"the RTSP server on port {self.port}", every_s=0.05)
+
+    def _listening(self) -> bool:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise AssertionError(f"the RTSP server exited ({self._proc.returncode}): {self._log.read_text()}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            self._proc = None
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.2) -> None:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from colour_model import scene
-from pipeline_helpers import MjpegCamera, free_port, wait_until
+from pipeline_helpers import MjpegCamera, RtspServer, free_port, rtsp_server_missing, wait_until
 
 from pipelines.metrics import PipelineMetrics
 from pipelines.sources import FileSource, LiveSource, SourceError
@@ -192,3 +192,46 @@ def test_hls_stream_time_comes_from_the_stream(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert [round(f.timestamp_s, 1) for f in reading.frames[:6]] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.fixture
+def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
+    """GStreamer's RTSP server serving 20 s of a 10 fps MP4, or a skip that says what is missing."""
+    if missing := rtsp_server_missing():
+        pytest.skip(f"GStreamer's RTSP server is not installed (run: bash .ci/install-rtsp.sh): {missing}")
+    video = write_video(tmp_path / "street.mp4", [(scene(("car", (0.1, 0.5, 0.3, 0.8))), 20.0)], fps=10)
+    server = RtspServer(video, free_port(), tmp_path / "rtsp-server.log")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_an_rtsp_camera_is_read_with_stream_time_and_reopened_after_its_server_dies(
+    rtsp_server: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = PipelineMetrics()
+    source = live(rtsp_server.url, metrics, every_s=0.5)
+    reading = Reading(source.frames)
+    try:
+        reading.wait_for(4)
+        # FFmpeg delivers the first second in one burst: only the RTP timestamps can space the frames 0.5 s apart.
+        assert [f.timestamp_s for f in reading.frames[:4]] == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=0.05)
+        assert reading.frames[0].image.shape == (240, 320, 3)
+        assert reconnects(metrics) == 0
+        with caplog.at_level(logging.WARNING, logger="pipelines.sources"):
+            rtsp_server.kill()
+            wait_until(lambda: reconnects(metrics) >= 1, 10, "a reconnect after the RTSP server died")
+            n = len(reading.frames)
+            rtsp_server.start()
+            reading.wait_for(n + 4)
+    finally:
+        reading.close()
+    assert source.reconnects >= 1 and reconnects(metrics) == source.reconnects
+    assert "camera cam-live:" in caplog.text and "reconnect #1" in caplog.text
+    # The new connection's video starts again at 0, yet stream time runs on from where the old one stopped.
+    times = [f.timestamp_s for f in reading.frames]
+    assert times == sorted(times) and len(set(times)) == len(times), times
+    assert times[n] > times[n - 1]
