@@ -18,16 +18,21 @@ err = Console(stderr=True, soft_wrap=True)
 DEFAULT_STATE = Path("streetwatch-data")
 
 
-def build_dataset_command(
-    recipe: Annotated[Path, typer.Argument(help="A mix recipe, e.g. datasets/streetwatch-v1.yaml.")],
-    data_root: Annotated[Path, typer.Option(help="Folder holding the source datasets.")] = Path("../shared/data"),
-    out: Annotated[Path | None, typer.Option(help="Output folder; default STATE_DIR/datasets/RECIPE.")] = None,
-    state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder.")] = DEFAULT_STATE,
-    max_side: Annotated[int | None, typer.Option(min=32, help="Re-encode images down to this longest side.")] = None,
-    image_format: Annotated[str | None, typer.Option("--format", help="Re-encode as jpg or webp.")] = None,
-    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality when re-encoding.")] = 90,
-) -> None:
-    """Assemble a merged YOLO dataset in the taxonomy from the source datasets (never inside the repo)."""
+DataRoot = Annotated[Path, typer.Option(help="Folder holding the source datasets.")]
+DEFAULT_DATA_ROOT = Path("../shared/data")
+
+
+def _build(
+    recipe: Path,
+    *,
+    data_root: Path,
+    out: Path | None,
+    state_dir: Path,
+    max_side: int | None = None,
+    image_format: str | None = None,
+    quality: int = 90,
+) -> Path:
+    """Build a recipe's dataset, show its counts and return its data.yaml; CLI errors exit 2."""
     from detector.dataset import build_dataset
     from detector.recipes import RecipeError, load_mix
 
@@ -61,14 +66,40 @@ def build_dataset_command(
     table.add_row("images", *(str(counts[s]["images"]) for s in counts))
     console.print(table)
     console.print(
-        f"train list entries (with oversampling): {report.train_list_entries}; "
+        f"train list entries (with oversampling and zoom crops): {report.train_list_entries}; "
         f"train images left out because val holds them: {report.leaked_from_val}"
     )
     console.print(json.dumps({s: counts[s]["pseudo_labelled"] for s in counts}), style="dim")
+    return target / "data.yaml"
+
+
+def build_dataset_command(
+    recipe: Annotated[Path, typer.Argument(help="A mix recipe, e.g. datasets/streetwatch-v1.yaml.")],
+    data_root: DataRoot = DEFAULT_DATA_ROOT,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default STATE_DIR/datasets/RECIPE.")] = None,
+    state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder.")] = DEFAULT_STATE,
+    max_side: Annotated[int | None, typer.Option(min=32, help="Re-encode images down to this longest side.")] = None,
+    image_format: Annotated[str | None, typer.Option("--format", help="Re-encode as jpg or webp.")] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality when re-encoding.")] = 90,
+) -> None:
+    """Assemble a merged YOLO dataset in the taxonomy from the source datasets (never inside the repo)."""
+    _build(
+        recipe,
+        data_root=data_root,
+        out=out,
+        state_dir=state_dir,
+        max_side=max_side,
+        image_format=image_format,
+        quality=quality,
+    )
 
 
 def train_command(
-    data: Annotated[Path, typer.Option(help="data.yaml of a dataset from build-dataset.")],
+    data: Annotated[Path | None, typer.Option(help="data.yaml of a dataset from build-dataset.")] = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="Or a mix recipe: its dataset is built first (see build-dataset).")
+    ] = None,
+    data_root: DataRoot = DEFAULT_DATA_ROOT,
     output: Annotated[Path, typer.Option(help="Where to copy the best weights.")] = Path("streetwatch-data/model.pt"),
     state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder (runs go under it).")] = DEFAULT_STATE,
     start: Annotated[
@@ -90,6 +121,12 @@ def train_command(
     from detector.pretrained import StartWeightsError
     from detector.train import TrainSettings, train
 
+    if (data is None) == (recipe is None):
+        err.print("[red]give exactly one of --data (a built dataset) or --recipe (a mix recipe to build)[/red]")
+        raise typer.Exit(2)
+    if recipe is not None:
+        data = _build(recipe, data_root=data_root, out=None, state_dir=state_dir)
+    assert data is not None
     settings = TrainSettings(
         data=data,
         output=output,

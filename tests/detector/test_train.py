@@ -52,3 +52,34 @@ def test_train_cli_names_a_missing_dataset(tmp_path: Path, runtime_dir: Path) ->
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nope.yaml"), "--state-dir", str(runtime_dir)])
     assert result.exit_code == 2
     assert "nope.yaml does not exist" in result.output
+
+
+def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path) -> None:
+    root = tmp_path / "data" / "street"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        # Not the same bytes in both splits: the builder keeps val's copy and drops train's.
+        image = asset_image("bus.jpg") if split == "val" else cv2.GaussianBlur(asset_image("bus.jpg"), (3, 3), 0)
+        cv2.imwrite(str(root / "images" / split / "bus.jpg"), image)
+        (root / "labels" / split / "bus.txt").write_text("".join(f"0 {r}\n" for r in PEOPLE))
+    (root / "data.yaml").write_text(yaml.safe_dump({"path": ".", "names": {0: "people"}}))
+    recipes = tmp_path / "recipes"
+    (recipes / "sources").mkdir(parents=True)
+    (recipes / "sources" / "street.yaml").write_text(
+        yaml.safe_dump({"folder": "street", "classes": {"people": "person"}})
+    )
+    (recipes / "mix.yaml").write_text(yaml.safe_dump({"sources": ["street"]}))
+    out = tmp_path / "model.pt"
+    args = ["train", "--recipe", str(recipes / "mix.yaml"), "--data-root", str(tmp_path / "data")]
+    args += ["--output", str(out), "--state-dir", str(runtime_dir), "--imgsz", "160", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--batch", "2", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert (runtime_dir / "datasets" / "mix" / "data.yaml").is_file() and out.is_file()
+
+
+def test_train_cli_wants_exactly_one_of_data_and_recipe(tmp_path: Path, runtime_dir: Path) -> None:
+    both = ["train", "--data", "a.yaml", "--recipe", "b.yaml", "--state-dir", str(runtime_dir)]
+    for args in (both, ["train", "--state-dir", str(runtime_dir)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "exactly one of --data" in result.output
