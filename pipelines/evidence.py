@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.zones import Box
+from service.schemas import Box
 from streetwatch.core import EvidenceImage, Violation
 
 _ZONE = (0, 200, 255)

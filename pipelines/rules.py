@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.taxonomy import ADS, LITTER, VEHICLES, VENDING
-from pipelines.zones import Box, Polygon, bottom_centre, box_iou, centre, containment, expand, intersection
+from pipelines.zones import Polygon, bottom_centre, centre, containment, expand, intersection
+from service.schemas import Box, box_iou
 from streetwatch.config import ZONE_CASE_TYPE, ZoneConfig, ZoneKind
 from streetwatch.core import Detections, Violation
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from service.schemas import Box
+
 
 class Polygon:
     """A closed polygon in normalised image coordinates."""
@@ -39,9 +41,6 @@ def centre(xyxy: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
 
 
-Box = tuple[float, float, float, float]
-
-
 def box_area(box: Box) -> float:
     """Area of an [x1, y1, x2, y2] box (0 for a degenerate one)."""
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
@@ -50,13 +49,6 @@ def box_area(box: Box) -> float:
 def intersection(a: Box, b: Box) -> float:
     """Area shared by two [x1, y1, x2, y2] boxes."""
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two [x1, y1, x2, y2] boxes."""
-    inter = intersection(a, b)
-    union = box_area(a) + box_area(b) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def containment(inner: Box, outer: Box) -> float:

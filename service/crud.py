@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 from service.auth import Principal, generate_key, hash_key
 from service.db import begin_write
 from service.models import ApiKey, Case, Evidence, Review, Sighting
-from service.schemas import CaseIn, CaseStatus, CaseType, Decision, Role
+from service.schemas import CaseIn, CaseStatus, CaseType, Decision, Role, box_iou
 
-Box = tuple[float, float, float, float]
 #: Where a page of `list_cases` stopped: the last case's (detected_at, id).
 Position = tuple[datetime, int]
 
@@ -52,17 +51,6 @@ class CaseNotDraftError(Exception):
         self.case_id = case_id
         self.status = status
         super().__init__(f"case {case_id} is {status.value}; only a draft case can be reviewed")
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two [x1, y1, x2, y2] boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 def find_replay(*, session: Session, idempotency_key: str) -> PostOutcome | None:

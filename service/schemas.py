@@ -47,6 +47,20 @@ class Decision(StrEnum):
 
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+#: A box [x1, y1, x2, y2], normalised to the frame.
+Box = tuple[float, float, float, float]
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes: how the service decides a re-sighting overlaps an open case, and
+    how the pipeline decides a new track id is the same object at the same spot."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
 
 
 class CaseIn(BaseModel):
