@@ -139,6 +139,17 @@ class Outbox:
                 (reason, self._clock().isoformat(), key),
             )
 
+    def requeue(self, key: str | None = None) -> int:
+        """Send refused cases again (one by key, or all): after the cause was fixed, e.g. a wrong service URL or
+        model version. Returns how many went back to pending; their idempotency keys are unchanged."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE cases SET state = 'pending', attempts = 0, last_error = NULL, rejected_at = NULL "
+                "WHERE state = 'rejected' AND (? IS NULL OR key = ?)",
+                (key, key),
+            )
+            return int(cur.rowcount)
+
     def pending_count(self) -> int:
         """How many cases wait for delivery."""
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -10,15 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
 
 from streetwatch.config import ConfigError, StreetwatchConfig, load_config
 from streetwatch.core import Frame
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
@@ -168,6 +171,50 @@ def run(
         _load(config), state_dir, api, api_key, outbox=outbox, metrics_port=metrics_port, show_progress=progress
     )
     console.print(f"cases raised: {sum(raised.values())} " + ", ".join(f"{c}={n}" for c, n in raised.items()))
+
+
+@app.command("outbox")
+def outbox_command(
+    state_dir: StateDir = DEFAULT_STATE,
+    outbox: Annotated[Path | None, typer.Option(help="The outbox file (default: STATE_DIR/outbox.db).")] = None,
+    requeue: Annotated[
+        list[str] | None, typer.Option(help="Send this refused case again (its key); may repeat.")
+    ] = None,
+    requeue_all: Annotated[bool, typer.Option("--requeue-all", help="Send every refused case again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the refused cases as a JSON array.")] = False,
+) -> None:
+    """Show what waits in the outbox and the cases the service refused; requeue refused ones once fixed."""
+    from pipelines.outbox import Outbox
+
+    path = outbox or state_dir / "outbox.db"
+    if not path.is_file():
+        err.print(f"[red]--outbox: {path} does not exist (no run has used it yet)[/red]")
+        raise typer.Exit(2)
+    box = Outbox(path)
+    try:
+        missing = [key for key in requeue or [] if box.requeue(key) == 0]
+        moved = box.requeue() if requeue_all else len(requeue or []) - len(missing)
+        refused, pending = box.rejected(), box.pending_count()
+    finally:
+        box.close()
+    if missing:
+        err.print(f"[red]--requeue: no refused case with key {', '.join(missing)}[/red]")
+        raise typer.Exit(2)
+    if as_json:
+        rows = [
+            {"key": r.key, "camera_id": r.camera_id, "reason": r.reason, "rejected_at": r.rejected_at.isoformat()}
+            for r in refused
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if moved:
+        console.print(f"requeued {moved} refused cases; the next `streetwatch run` sends them")
+    console.print(f"{pending} cases wait for delivery in {path}; {len(refused)} were refused")
+    if refused:
+        table = Table("key", "camera", "refused at", "reason", box=SIMPLE_HEAD)
+        for r in refused:
+            table.add_row(r.key, r.camera_id, r.rejected_at.strftime("%Y-%m-%d %H:%M:%S"), r.reason)
+        console.print(table)
 
 
 @app.command()
