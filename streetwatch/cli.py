@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.box import SIMPLE_HEAD
@@ -19,6 +19,9 @@ from rich.table import Table
 
 from streetwatch.config import ConfigError, StreetwatchConfig, load_config
 from streetwatch.core import Frame
+
+if TYPE_CHECKING:
+    from detector.model import Detector
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(soft_wrap=True)
@@ -87,26 +90,12 @@ def _progress(cfg: StreetwatchConfig) -> tuple[Progress, Callable[[Frame], objec
     return progress, advance
 
 
-def _run(
-    cfg: StreetwatchConfig,
-    state_dir: Path,
-    api: str | None,
-    api_key: str | None,
-    *,
-    outbox: Path | None = None,
-    metrics_port: int | None = None,
-    show_progress: bool | None = None,
-) -> dict[str, int]:
+def _detector(cfg: StreetwatchConfig, state_dir: Path) -> Detector:
+    """The config's model, loaded; a model that cannot be used exits 2 naming `detector.model`."""
     from detector.model import Detector, ModelError
-    from pipelines.agent import run_agent, stop_on_signals
-    from service.embedded import EmbeddedService
-    from service.settings import ServiceSettings
 
-    if api is not None and not api_key:
-        err.print("[red]--api-key (or STREETWATCH_API_KEY) is required with --api[/red]")
-        raise typer.Exit(2)
     try:
-        detector = Detector(
+        return Detector(
             cfg.detector.model,
             state_dir=state_dir,
             imgsz=cfg.detector.imgsz,
@@ -116,6 +105,23 @@ def _run(
     except ModelError as exc:
         err.print(f"[red]detector.model: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _run(
+    cfg: StreetwatchConfig,
+    detector: Detector,
+    state_dir: Path,
+    api: str | None,
+    api_key: str | None,
+    *,
+    outbox: Path | None = None,
+    metrics_port: int | None = None,
+    show_progress: bool | None = None,
+) -> dict[str, int]:
+    from pipelines.agent import run_agent, stop_on_signals
+    from service.embedded import EmbeddedService
+    from service.settings import ServiceSettings
+
     stop = threading.Event()
     stop_on_signals(stop)
     bars = _progress(cfg) if (err.is_terminal if show_progress is None else show_progress) else None
@@ -167,8 +173,19 @@ def run(
     ] = None,
 ) -> None:
     """Watch every camera of CONFIG and raise draft cases (files end when they end; streams run until stopped)."""
+    if api is not None and not api_key:
+        err.print("[red]--api-key (or STREETWATCH_API_KEY) is required with --api[/red]")
+        raise typer.Exit(2)
+    cfg = _load(config)
     raised = _run(
-        _load(config), state_dir, api, api_key, outbox=outbox, metrics_port=metrics_port, show_progress=progress
+        cfg,
+        _detector(cfg, state_dir),
+        state_dir,
+        api,
+        api_key,
+        outbox=outbox,
+        metrics_port=metrics_port,
+        show_progress=progress,
     )
     console.print(f"cases raised: {sum(raised.values())} " + ", ".join(f"{c}={n}" for c, n in raised.items()))
 
@@ -222,15 +239,16 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
     """Run the whole path on a still camera built from ultralytics' bus.jpg, and show the cases it raised."""
     from collections import Counter
 
-    from detector.model import Detector
     from service.cli import cases
     from streetwatch.demo import asset_image, write_demo
 
     config = write_demo(state_dir)
     console.print(f"demo camera and config written to {config.parent}")
-    (seen,) = Detector(state_dir=state_dir).detect([asset_image("bus.jpg")])
+    cfg = _load(config)
+    detector = _detector(cfg, state_dir)
+    (seen,) = detector.detect([asset_image("bus.jpg")])
     console.print(f"the shipped model sees in the demo photo: {dict(Counter(seen.names)) or 'nothing'}")
-    raised = _run(_load(config), state_dir, None, None)
+    raised = _run(cfg, detector, state_dir, None, None)
     console.print(f"cases raised by the demo camera: {sum(raised.values())}")
     cases(state_dir=state_dir, database_url=None, as_json=False, status=None, case_type=None, limit=20)
     if not sum(raised.values()):
