@@ -14,6 +14,7 @@ import cv2
 import yaml
 
 from detector.pretrained import start_weights
+from detector.provenance import SOURCE_SEPARATOR
 from detector.pseudo import add_pseudo_labels
 from detector.recipes import MixRecipe, PseudoLabelSpec, RecipeError, SourceRecipe
 from detector.taxonomy import TAXONOMY
@@ -128,11 +129,23 @@ def _pseudo_model(spec: PseudoLabelSpec) -> Path:
 def _write_val_yamls(out: Path, sources: list[str]) -> None:
     """One data file per source's val split, so each class is also measured where it is annotated."""
     for name in sources:
-        files = sorted(p.name for p in (out / "images" / "val").glob(f"{name}__*"))
+        files = sorted(p.name for p in (out / "images" / "val").glob(f"{name}{SOURCE_SEPARATOR}*"))
         (out / f"val_{name}.txt").write_text("".join(f"./images/val/{f}\n" for f in files), encoding="utf-8")
         data = {"path": str(out.resolve()), "train": "train.txt", "val": f"val_{name}.txt"}
         data["names"] = dict(enumerate(TAXONOMY))  # type: ignore[assignment]
         (out / f"val_{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def annotated_classes(mix: MixRecipe, sources: dict[str, SourceRecipe]) -> dict[str, list[str]]:
+    """Which taxonomy classes each source's train images are labelled for (its own mapping plus
+    pseudo-labels), in taxonomy order. Training ignores the other classes on that source's images: an
+    unlabelled car in a garbage photo is not background, only unannotated."""
+    known = {name: set(sources[name].classes.values()) for name in mix.sources}
+    for spec in mix.pseudo_labels:
+        if "train" in spec.splits:
+            for name in spec.sources:
+                known[name] |= set(spec.classes.values())
+    return {name: [c for c in TAXONOMY if c in known[name]] for name in mix.sources}
 
 
 def build_dataset(
@@ -185,7 +198,7 @@ def build_dataset(
                 text = label.read_text(encoding="utf-8") if label.is_file() else ""
                 before = rep.instances.copy()
                 lines = _remap_labels(text, source_names, recipe, rep)
-                stem = f"{name}__{img.stem}"
+                stem = f"{name}{SOURCE_SEPARATOR}{img.stem}"
                 written = _write_image(img, out / "images" / split / stem, max_side, image_format, quality)
                 (out / "labels" / split / f"{stem}.txt").write_text(
                     "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
@@ -199,7 +212,9 @@ def build_dataset(
                     train_entries += [f"./images/train/{written.name}"] * repeat
     for spec in mix.pseudo_labels:
         for split in spec.splits:
-            images = [p for name in spec.sources for p in sorted((out / "images" / split).glob(f"{name}__*"))]
+            images = [
+                p for name in spec.sources for p in sorted((out / "images" / split).glob(f"{name}{SOURCE_SEPARATOR}*"))
+            ]
             added = add_pseudo_labels(
                 images,
                 out / "labels" / split,
@@ -211,7 +226,7 @@ def build_dataset(
             report.splits[split].pseudo.update(added)
     if mix.zoom is not None:
         for name in mix.zoom.sources:
-            for img in sorted((out / "images" / "train").glob(f"{name}__*")):
+            for img in sorted((out / "images" / "train").glob(f"{name}{SOURCE_SEPARATOR}*")):
                 crops = zoom_crops(
                     img,
                     out / "labels" / "train" / f"{img.stem}.txt",
@@ -229,6 +244,7 @@ def build_dataset(
         "train": "train.txt",
         "val": "images/val",
         "names": dict(enumerate(TAXONOMY)),
+        "annotated": annotated_classes(mix, sources),
     }
     (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False), encoding="utf-8")
     (out / "counts.json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")

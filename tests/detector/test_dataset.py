@@ -93,6 +93,8 @@ def test_classes_are_mapped_dropped_and_counted(tmp_path: Path, sources: Path) -
     assert report.splits["train"].background_images == 1
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert list(data["names"].values()) == list(TAXONOMY)
+    # What each source labels, so training does not take a facade photo's unlabelled bins for background.
+    assert data["annotated"] == {"bins": ["garbage", "garbage_bin", "bin_overflow"], "facades": ["signboard", "poster"]}
 
 
 def test_train_and_val_never_share_an_image(tmp_path: Path, sources: Path) -> None:
@@ -214,3 +216,5 @@ def test_pseudo_labels_add_people_the_source_never_labelled(tmp_path: Path, runt
     people = [r for r in rows if r.startswith(f"{TAXONOMY.index('person')} ")]
     assert rows[0].startswith(f"{TAXONOMY.index('garbage')} ") and len(people) >= 3
     assert report.splits["train"].pseudo["person"] == len(people)
+    # Pseudo-labelled people count as labelled on that source (people the labeller missed stay background).
+    assert yaml.safe_load((out / "data.yaml").read_text())["annotated"] == {"street": ["person", "garbage"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -54,7 +55,7 @@ def test_train_cli_names_a_missing_dataset(tmp_path: Path, runtime_dir: Path) ->
     assert "nope.yaml does not exist" in result.output
 
 
-def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path) -> None:
+def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "data" / "street"
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True)
@@ -64,6 +65,7 @@ def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path) -> N
         cv2.imwrite(str(root / "images" / split / "bus.jpg"), image)
         (root / "labels" / split / "bus.txt").write_text("".join(f"0 {r}\n" for r in PEOPLE))
     (root / "data.yaml").write_text(yaml.safe_dump({"path": ".", "names": {0: "people"}}))
+    caplog.set_level(logging.INFO, logger="detector.train")
     recipes = tmp_path / "recipes"
     (recipes / "sources").mkdir(parents=True)
     (recipes / "sources" / "street.yaml").write_text(
@@ -76,6 +78,10 @@ def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path) -> N
     result = CliRunner().invoke(app, [*args, "--batch", "2", "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert (runtime_dir / "datasets" / "mix" / "data.yaml").is_file() and out.is_file()
+    # The built dataset says what its source labels, and training honours it.
+    assert (
+        "partial labels: each source's images train only the classes it labels: {'street': ['person']}" in caplog.text
+    )
 
 
 def test_train_cli_wants_exactly_one_of_data_and_recipe(tmp_path: Path, runtime_dir: Path) -> None:
