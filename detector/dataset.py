@@ -138,8 +138,9 @@ def _write_val_yamls(out: Path, sources: list[str]) -> None:
 
 def annotated_classes(mix: MixRecipe, sources: dict[str, SourceRecipe]) -> dict[str, list[str]]:
     """Which taxonomy classes each source's train images are labelled for (its own mapping plus
-    pseudo-labels), in taxonomy order. Training ignores the other classes on that source's images: an
-    unlabelled car in a garbage photo is not background, only unannotated."""
+    pseudo-labels), in taxonomy order. With `partial_labels` the built data.yaml carries this as
+    `annotated`, and training ignores the other classes on that source's images: an unlabelled car in a
+    garbage photo is then not background, only unannotated."""
     known = {name: set(sources[name].classes.values()) for name in mix.sources}
     for spec in mix.pseudo_labels:
         if "train" in spec.splits:
@@ -233,6 +234,7 @@ def build_dataset(
                     mix.zoom,
                     out / "images" / "train",
                     out / "labels" / "train",
+                    quality=quality,
                 )
                 train_entries += [f"./images/train/{c.name}" for c in crops]
                 report.zoom_crops += len(crops)
@@ -244,8 +246,9 @@ def build_dataset(
         "train": "train.txt",
         "val": "images/val",
         "names": dict(enumerate(TAXONOMY)),
-        "annotated": annotated_classes(mix, sources),
     }
+    if mix.partial_labels:
+        data_yaml["annotated"] = annotated_classes(mix, sources)
     (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False), encoding="utf-8")
     (out / "counts.json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
     log.info("built %s: %d train, %d val images", out, report.splits["train"].images, report.splits["val"].images)

@@ -87,6 +87,11 @@ class MixRecipe(BaseModel):
     )
     pseudo_labels: list[PseudoLabelSpec] = Field(default_factory=list)
     zoom: ZoomSpec | None = None
+    partial_labels: bool = Field(
+        default=False,
+        description="Train each source's images only on the classes that source labels (see detector.train): "
+        "its unlabelled cars, bins or signs are then ignored instead of taught as background.",
+    )
 
     @model_validator(mode="after")
     def _oversample_known(self) -> MixRecipe:

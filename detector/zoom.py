@@ -16,11 +16,14 @@ def _read_labels(path: Path) -> np.ndarray:
     return np.array([[float(v) for v in r[:5]] for r in rows], dtype=np.float64).reshape(-1, 5)
 
 
-def zoom_crops(image_path: Path, label_path: Path, spec: ZoomSpec, out_images: Path, out_labels: Path) -> list[Path]:
+def zoom_crops(
+    image_path: Path, label_path: Path, spec: ZoomSpec, out_images: Path, out_labels: Path, *, quality: int = 90
+) -> list[Path]:
     """Write up to `spec.per_image` crops of one train image, each centred on a large object of `spec.classes`.
 
     The crop keeps the image's aspect ratio and is sized so the object spans `spec.fill` of its width; it is
-    written at the source image's size (an upscale). Other objects are kept when at least half of them is
+    written at its own resolution (the trainer scales every image to its size anyway), in the image's format
+    at `quality`. Other objects are kept when at least half of them is
     inside the crop, clipped to it. Returns the written image paths.
     """
     labels = _read_labels(label_path)
@@ -46,9 +49,10 @@ def zoom_crops(image_path: Path, label_path: Path, spec: ZoomSpec, out_images: P
         kept = (clipped[:, 2:] - clipped[:, :2]).prod(axis=1)
         keep = kept >= 0.5 * np.maximum(full, 1e-9)
         px = (round(x0 * w), round(y0 * h), round((x0 + cw) * w), round((y0 + ch) * h))
-        crop = cv2.resize(image[px[1] : px[3], px[0] : px[2]], (w, h), interpolation=cv2.INTER_CUBIC)
         target = out_images / f"{image_path.stem}__zoom{k}{image_path.suffix}"
-        cv2.imwrite(str(target), crop)
+        flag = cv2.IMWRITE_WEBP_QUALITY if target.suffix == ".webp" else cv2.IMWRITE_JPEG_QUALITY
+        if not cv2.imwrite(str(target), image[px[1] : px[3], px[0] : px[2]], [flag, quality]):
+            raise OSError(f"could not write {target}")
         lines = [
             f"{int(labels[i, 0])} {(b[0] + b[2]) / 2:.6f} {(b[1] + b[3]) / 2:.6f} {b[2] - b[0]:.6f} {b[3] - b[1]:.6f}"
             for i, b in enumerate(clipped)

