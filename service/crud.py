@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ class PostOutcome:
     created: bool
     merged: bool
     replayed: bool
+    dropped: tuple[str, ...] = ()  # digests of evidence this post took off the case (see post_case)
 
 
 class CaseNotFoundError(LookupError):
@@ -76,12 +77,16 @@ def post_case(
     posted_by: str,
     merge_iou: float,
     merge_window_s: float,
+    keep_sightings: int,
     now: datetime,
 ) -> PostOutcome:
     """Record a sighting: a new draft case, a merge into an open overlapping case, or a replay of `idempotency_key`.
 
     Posts for the same camera, zone and type serialise on a database lock, so concurrent posts of one violation
     from several processes still produce one case; the unique idempotency key catches the rest.
+    A case keeps the images of its first sighting and of its latest `keep_sightings - 1`: a stall that stays
+    all day merges a sighting every few minutes, and its case would otherwise grow without bound. Older
+    re-sightings stay counted and in the sightings table; the outcome names the digests they held.
     """
     try:
         begin_write(session, lock_key=f"case-scope\0{case.camera_id}\0{case.zone_id}\0{case.type.value}")
@@ -112,6 +117,8 @@ def post_case(
                     created_at=now,
                 )
             )
+        session.flush()
+        dropped = _drop_middle_evidence(session, target, keep_sightings) if merged else ()
         session.commit()
     except IntegrityError:
         # The same key raced in under another camera/zone/type lock; the first post stands.
@@ -121,7 +128,28 @@ def post_case(
         if previous is None:
             raise
         return previous
-    return PostOutcome(case=target, created=not merged, merged=merged, replayed=False)
+    return PostOutcome(case=target, created=not merged, merged=merged, replayed=False, dropped=dropped)
+
+
+def _drop_middle_evidence(session: Session, case: Case, keep_sightings: int) -> tuple[str, ...]:
+    """Delete the evidence rows of the sightings between the case's first and its latest `keep_sightings - 1`."""
+    with_images = sorted({e.sighting_id for e in case.evidence})
+    middle = set(with_images[1 : max(1, len(with_images) - keep_sightings + 1)])
+    gone = [e for e in case.evidence if e.sighting_id in middle]
+    if not gone:
+        return ()
+    session.execute(delete(Evidence).where(Evidence.id.in_([e.id for e in gone])))
+    session.expire(case, ["evidence"])
+    return tuple(sorted({e.sha256 for e in gone}))
+
+
+def unreferenced_evidence(*, session: Session, digests: Sequence[str]) -> list[str]:
+    """Those of `digests` that no evidence row refers to any more (their bytes may go from the store)."""
+    if not digests:
+        return []
+    with session.begin():
+        used = set(session.scalars(select(Evidence.sha256).where(Evidence.sha256.in_(digests)).distinct()))
+    return [d for d in digests if d not in used]
 
 
 def _merge_target(session: Session, case: CaseIn, *, merge_iou: float, window: timedelta) -> Case | None:

@@ -33,6 +33,10 @@ class EvidenceStore(Protocol):
         """The bytes stored under `digest`; raises `EvidenceNotFoundError`."""
         ...
 
+    def delete(self, digest: str) -> None:
+        """Forget the bytes under `digest` (nothing happens when there are none)."""
+        ...
+
 
 def sha256_hex(data: bytes) -> str:
     """The key a store files `data` under."""
@@ -89,3 +93,7 @@ class LocalEvidenceStore:
             return self.path_for(digest).read_bytes()
         except FileNotFoundError:
             raise EvidenceNotFoundError(digest) from None
+
+    def delete(self, digest: str) -> None:
+        """Remove the file, if there is one."""
+        self.path_for(digest).unlink(missing_ok=True)

@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
     merge_window_s: float = Field(
         default=1800.0, ge=0.0, description="How far from an open case's sightings a re-sighting may be, in seconds."
     )
+    evidence_sightings: int = Field(
+        default=5,
+        ge=1,
+        description="Sightings whose images a case keeps: its first and its latest N-1 (older re-sightings "
+        "stay counted, without images).",
+    )
     bootstrap_agent_key: SecretStr | None = Field(
         default=None,
         description="An extra agent key valid only for this process and never stored (for an embedded pipeline).",

@@ -77,8 +77,12 @@ def create_case(
             posted_by=agent.name,
             merge_iou=services.settings.merge_iou,
             merge_window_s=services.settings.merge_window_s,
+            keep_sightings=services.settings.evidence_sightings,
             now=services.clock(),
         )
+        # After the commit, so a failure here leaves at worst a file nothing refers to.
+        for digest in crud.unreferenced_evidence(session=session, digests=outcome.dropped):
+            services.store.delete(digest)
     label = "replayed" if outcome.replayed else "merged" if outcome.merged else "created"
     services.metrics.case_posts.labels(label).inc()
     log.info("case %d %s by %s (key %r)", outcome.case.id, label, agent.name, idempotency_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -144,6 +145,43 @@ def test_merge_threshold_and_window_are_configurable(
     assert (shifted.status_code, later.status_code) == (201, 201)
 
 
+@pytest.mark.parametrize(
+    ("keep", "kept_sightings"), [(1, [0]), (3, [0, 4, 5]), (6, [0, 1, 2, 3, 4, 5]), (10, [0, 1, 2, 3, 4, 5])]
+)
+def test_a_case_keeps_images_of_its_first_and_latest_sightings(
+    make_settings: Callable[..., ServiceSettings],
+    make_client: Callable[[ServiceSettings], TestClient],
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+    keep: int,
+    kept_sightings: list[int],
+) -> None:
+    settings = make_settings(evidence_sightings=keep)
+    client = make_client(settings)
+    keys = make_keys(settings)
+    # A stall that stays: one sighting every 10 minutes, each with its own scene image, except that sighting 2
+    # sends the first one's bytes again (one file in the store, which must outlive sighting 2's images).
+    images = [jpeg(100 + i) for i in range(6)]
+    images[2] = images[0]
+    for i, image in enumerate(images):
+        posted = post_case(
+            client,
+            keys[Role.AGENT],
+            idempotency_key=f"s{i}",
+            body=case_body(detected_after_s=180 + 600 * i),
+            images=[image],
+        )
+        assert posted.status_code == (201 if i == 0 else 200), posted.text
+    (case,) = client.get("/api/v1/cases", headers=bearer(keys[Role.REVIEWER])).json()["items"]
+    detail = client.get(f"/api/v1/cases/{case['id']}", headers=bearer(keys[Role.REVIEWER])).json()
+    assert detail["sightings"] == 6  # every sighting still counts
+    assert [e["sha256"] for e in detail["evidence"]] == [sha256(images[i]) for i in kept_sightings]
+    for e in detail["evidence"]:
+        assert client.get(e["url"], headers=bearer(keys[Role.REVIEWER])).content == images[kept_sightings[e["index"]]]
+    # The store keeps exactly the files some case still refers to.
+    stored = {p.name for p in settings.resolved_evidence_dir.rglob("*") if p.is_file()}
+    assert stored == {sha256(images[i]) for i in kept_sightings}
+
+
 def test_replay_of_a_merged_post_says_merged(client: TestClient, agent: str) -> None:
     post_case(client, agent, idempotency_key="a")
     merged = post_case(client, agent, idempotency_key="b", body=case_body(detected_after_s=600))
@@ -217,3 +255,7 @@ def test_health_and_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/cases", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/evidence/{n}"} <= set(paths)
     assert "/api/v1/cases/{case_id}/review" in paths
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

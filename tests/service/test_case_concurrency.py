@@ -50,7 +50,8 @@ def _post_all_at_once(urls: list[str], key: str, requests: list[tuple[str, dict[
 def test_eight_agents_posting_one_violation_make_one_case(
     make_settings: Callable[..., ServiceSettings], same_key: bool
 ) -> None:
-    settings = make_settings(bootstrap_agent_key="sw_concurrency-test")
+    # Every sighting keeps its image here, so a lost write would show in the evidence count.
+    settings = make_settings(bootstrap_agent_key="sw_concurrency-test", evidence_sightings=AGENTS)
     requests = [
         (
             "violation-1" if same_key else f"agent-{i}/violation-1",

@@ -22,6 +22,16 @@ def test_put_files_bytes_under_their_sha256_once(tmp_path: Path) -> None:
     assert files == [tmp_path / "evidence" / digest[:2] / digest[2:4] / digest]
 
 
+def test_delete_forgets_the_bytes_and_tolerates_a_second_call(tmp_path: Path) -> None:
+    store: EvidenceStore = LocalEvidenceStore(tmp_path)
+    kept, dropped = store.put(jpeg(1)), store.put(jpeg(2))
+    store.delete(dropped)
+    store.delete(dropped)
+    with pytest.raises(EvidenceNotFoundError):
+        store.get(dropped)
+    assert store.get(kept) == jpeg(1)
+
+
 def test_unknown_or_malformed_digest(tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
     with pytest.raises(EvidenceNotFoundError):
