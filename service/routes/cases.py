@@ -80,7 +80,9 @@ def create_case(
             keep_sightings=services.settings.evidence_sightings,
             now=services.clock(),
         )
-        # After the commit, so a failure here leaves at worst a file nothing refers to.
+        # After the commit, so a failure here leaves at worst a file nothing refers to. A post of the very same
+        # bytes by another agent, in flight between this check and its own commit, would find its file gone:
+        # the images of two different frames never share bytes, and one agent posts a case's sightings in turn.
         for digest in crud.unreferenced_evidence(session=session, digests=outcome.dropped):
             services.store.delete(digest)
     label = "replayed" if outcome.replayed else "merged" if outcome.merged else "created"
