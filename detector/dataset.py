@@ -18,7 +18,7 @@ from detector.provenance import SOURCE_SEPARATOR
 from detector.pseudo import add_pseudo_labels
 from detector.recipes import MixRecipe, PseudoLabelSpec, RecipeError, SourceRecipe
 from detector.taxonomy import TAXONOMY
-from detector.zoom import zoom_crops
+from detector.zoom import write_image, zoom_crops
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ def _write_image(src: Path, dst: Path, max_side: int | None, image_format: str |
         img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     fmt = image_format or "jpg"
     target = dst.parent / f"{dst.name}.{fmt}"
-    flag = cv2.IMWRITE_WEBP_QUALITY if fmt == "webp" else cv2.IMWRITE_JPEG_QUALITY
-    if not cv2.imwrite(str(target), img, [flag, quality]):
-        raise OSError(f"could not write {target}")
+    write_image(target, img, quality)
     return target
 
 

@@ -11,6 +11,13 @@ from detector.recipes import ZoomSpec
 from detector.taxonomy import TAXONOMY
 
 
+def write_image(target: Path, image: np.ndarray, quality: int) -> None:
+    """Encode `image` in the format of `target`'s suffix (WebP or JPEG at `quality`; PNG, BMP losslessly)."""
+    flag = cv2.IMWRITE_WEBP_QUALITY if target.suffix == ".webp" else cv2.IMWRITE_JPEG_QUALITY
+    if not cv2.imwrite(str(target), image, [flag, quality]):
+        raise OSError(f"could not write {target}")
+
+
 def _read_labels(path: Path) -> np.ndarray:
     rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return np.array([[float(v) for v in r[:5]] for r in rows], dtype=np.float64).reshape(-1, 5)
@@ -50,9 +57,7 @@ def zoom_crops(
         keep = kept >= 0.5 * np.maximum(full, 1e-9)
         px = (round(x0 * w), round(y0 * h), round((x0 + cw) * w), round((y0 + ch) * h))
         target = out_images / f"{image_path.stem}__zoom{k}{image_path.suffix}"
-        flag = cv2.IMWRITE_WEBP_QUALITY if target.suffix == ".webp" else cv2.IMWRITE_JPEG_QUALITY
-        if not cv2.imwrite(str(target), image[px[1] : px[3], px[0] : px[2]], [flag, quality]):
-            raise OSError(f"could not write {target}")
+        write_image(target, image[px[1] : px[3], px[0] : px[2]], quality)
         lines = [
             f"{int(labels[i, 0])} {(b[0] + b[2]) / 2:.6f} {(b[1] + b[3]) / 2:.6f} {b[2] - b[0]:.6f} {b[3] - b[1]:.6f}"
             for i, b in enumerate(clipped)

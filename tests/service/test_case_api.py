@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 from case_helpers import T0, bearer, case_body, jpeg, png, post_case
 from fastapi.testclient import TestClient
 
+from service.evidence import sha256_hex
 from service.schemas import Role
 from service.settings import ServiceSettings
 
@@ -174,12 +174,12 @@ def test_a_case_keeps_images_of_its_first_and_latest_sightings(
     (case,) = client.get("/api/v1/cases", headers=bearer(keys[Role.REVIEWER])).json()["items"]
     detail = client.get(f"/api/v1/cases/{case['id']}", headers=bearer(keys[Role.REVIEWER])).json()
     assert detail["sightings"] == 6  # every sighting still counts
-    assert [e["sha256"] for e in detail["evidence"]] == [sha256(images[i]) for i in kept_sightings]
+    assert [e["sha256"] for e in detail["evidence"]] == [sha256_hex(images[i]) for i in kept_sightings]
     for e in detail["evidence"]:
         assert client.get(e["url"], headers=bearer(keys[Role.REVIEWER])).content == images[kept_sightings[e["index"]]]
     # The store keeps exactly the files some case still refers to.
     stored = {p.name for p in settings.resolved_evidence_dir.rglob("*") if p.is_file()}
-    assert stored == {sha256(images[i]) for i in kept_sightings}
+    assert stored == {sha256_hex(images[i]) for i in kept_sightings}
 
 
 def test_replay_of_a_merged_post_says_merged(client: TestClient, agent: str) -> None:
@@ -255,7 +255,3 @@ def test_health_and_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/cases", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/evidence/{n}"} <= set(paths)
     assert "/api/v1/cases/{case_id}/review" in paths
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
