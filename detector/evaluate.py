@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import yaml
 
 from detector.dataset import IMAGE_SUFFIXES
 from detector.model import Detector, ModelError
+from detector.pretrained import boxes_only
 from detector.taxonomy import TAXONOMY
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class ClassMetrics:
     recall: float
     ap50: float
     ap50_95: float
+    at_confidence: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Precision and recall (IoU 0.5) when only boxes of at least a confidence are kept, keyed by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,12 @@ def _label_for(image: Path) -> Path:
     return Path(*parts[:i], "labels", *parts[i + 1 :]).with_suffix(".txt")
 
 
+def _label_rows(image: Path) -> list[list[str]]:
+    label = _label_for(image)
+    rows = label.read_text(encoding="utf-8").splitlines() if label.is_file() else []
+    return [r.split() for r in rows if r.strip()]
+
+
 def _remapped_view(images: list[Path], mapping: dict[int, int], model_names: list[str], tmp: Path) -> Path:
     """A dataset in the model's class indices: links to the images and rewritten labels."""
     (tmp / "images").mkdir()
@@ -93,9 +102,7 @@ def _remapped_view(images: list[Path], mapping: dict[int, int], model_names: lis
     for n, image in enumerate(images):
         link = tmp / "images" / f"{n:06d}_{image.name}"
         link.symlink_to(image.resolve())
-        label = _label_for(image)
-        rows = label.read_text(encoding="utf-8").splitlines() if label.is_file() else []
-        out = [f"{mapping[int(r.split()[0])]} {' '.join(r.split()[1:5])}" for r in rows if r.strip()]
+        out = [f"{mapping[int(r[0])]} {' '.join(r[1:5])}" for r in _label_rows(image) if int(r[0]) in mapping]
         (tmp / "labels" / f"{link.stem}.txt").write_text("\n".join(out) + ("\n" if out else ""), encoding="utf-8")
     view = {"path": str(tmp), "train": "images", "val": "images", "names": dict(enumerate(model_names))}
     target = tmp / "data.yaml"
@@ -103,13 +110,28 @@ def _remapped_view(images: list[Path], mapping: dict[int, int], model_names: lis
     return target
 
 
+def _curve_index(confidence: float) -> int:
+    """Index of `confidence` on ultralytics' precision/recall curves (1000 points over 0..1)."""
+    return round(confidence * 999)
+
+
 def evaluate(
-    data_yaml: Path, *, model: Path | None, state_dir: Path, imgsz: int = 512, device: str = "cpu", batch: int = 16
+    data_yaml: Path,
+    *,
+    model: Path | None,
+    state_dir: Path,
+    imgsz: int = 512,
+    device: str = "cpu",
+    batch: int = 16,
+    at_confidence: tuple[float, ...] = (),
+    classes: tuple[str, ...] = (),
 ) -> EvalReport:
     """Validate `model` (default: the shipped one) on the val split of `data_yaml`.
 
-    The dataset's class indices may differ from the model's: classes are matched by name. Every dataset
-    class must be a taxonomy class the model knows.
+    The dataset's class indices may differ from the model's: classes are matched by name. Every class the
+    val labels hold must be a taxonomy class the model knows; the model may know others (a COCO teacher).
+    `at_confidence` adds each class's precision and recall at those confidence thresholds; `classes`, when
+    given, scores only those (the labels of the others are left out).
     """
     try:
         data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
@@ -121,13 +143,20 @@ def evaluate(
     foreign = [n for n in names if n not in TAXONOMY]
     if foreign:
         raise DatasetError(f"{data_yaml}: classes {foreign} are not taxonomy names ({', '.join(TAXONOMY)})")
-    detector = Detector(model, state_dir=state_dir, imgsz=imgsz, device=device)
+    stray = [c for c in classes if c not in names]
+    if stray:
+        raise DatasetError(f"{data_yaml}: the dataset has no classes {stray}")
+    with tempfile.TemporaryDirectory(prefix="sw-eval-", dir=state_dir) as tmp:
+        loadable = boxes_only(model, Path(tmp) / model.name) if model is not None and model.suffix == ".pt" else model
+        detector = Detector(loadable, state_dir=state_dir, imgsz=imgsz, device=device, taxonomy_only=False)
     model_names = list(detector.info.names)
-    unknown = [n for n in names if n not in model_names]
-    if unknown:
-        raise ModelError(f"{detector.info.path}: the model has no classes {unknown}")
-    mapping = {i: model_names.index(n) for i, n in enumerate(names)}
     images = _val_images(data, data_yaml)
+    scored = set(classes or names)
+    used = sorted({names[int(r[0])] for image in images for r in _label_rows(image)} & scored)
+    unknown = [n for n in used if n not in model_names]
+    if unknown:
+        raise ModelError(f"{detector.info.path}: the model has no classes {unknown}, which the val labels hold")
+    mapping = {i: model_names.index(n) for i, n in enumerate(names) if n in model_names and n in scored}
     with tempfile.TemporaryDirectory(prefix="sw-eval-", dir=state_dir) as tmp:
         view = _remapped_view(images, mapping, model_names, Path(tmp))
         metrics = detector.validate(view, runs_dir=Path(tmp) / "runs", batch=batch)
@@ -144,8 +173,12 @@ def evaluate(
                 recall=float(r),
                 ap50=float(ap50),
                 ap50_95=float(ap),
+                at_confidence={
+                    f"{c:g}": (float(box.p_curve[row, _curve_index(c)]), float(box.r_curve[row, _curve_index(c)]))
+                    for c in at_confidence
+                },
             )
         )
     total = sum(c.instances for c in per_class)
     overall = ClassMetrics("all", len(images), total, float(box.mp), float(box.mr), float(box.map50), float(box.map))
-    return EvalReport(str(detector.info.path), str(data_yaml), imgsz, per_class, overall)
+    return EvalReport(str(model or detector.info.path), str(data_yaml), imgsz, per_class, overall)

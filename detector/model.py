@@ -84,7 +84,10 @@ class Detector:
         imgsz: int = 512,
         confidence: float = 0.25,
         device: str = "cpu",
+        taxonomy_only: bool = True,
     ) -> None:
+        """Load `path` (default: the shipped model). With `taxonomy_only` (the pipeline's case) a model whose
+        classes are not all taxonomy names is refused; evaluation also measures others, such as a teacher."""
         path = path or shipped_model()
         if not path.exists():
             raise ModelError(f"model file {path} does not exist")
@@ -102,7 +105,7 @@ class Detector:
             raise ModelError(f"{path}: could not be loaded as a {fmt} model: {exc}") from exc
         names = tuple(raw_names[i] for i in sorted(raw_names))
         unknown = [n for n in names if n not in TAXONOMY]
-        if unknown:
+        if unknown and taxonomy_only:
             raise ModelError(
                 f"{path}: classes {unknown} are not in the streetwatch taxonomy; a model must use these names: "
                 f"{', '.join(TAXONOMY)}"

