@@ -179,9 +179,10 @@ def test_recipe_mistakes_are_named(tmp_path: Path, sources: Path, facades: dict[
         build_dataset(*load_mix(recipe), data_root=sources, out=tmp_path / "o", state_dir=tmp_path / "s")
 
 
-def test_the_shipped_recipe_covers_every_source_class(tmp_path: Path, shared_data: Path) -> None:
+@pytest.mark.parametrize("recipe", ["streetwatch-v1.yaml", "streetwatch-v2.yaml"])
+def test_the_shipped_recipes_cover_every_source_class(tmp_path: Path, shared_data: Path, recipe: str) -> None:
     """Every class of every real source is either mapped or deliberately dropped (no silent loss)."""
-    mix, recipes = load_mix(Path(__file__).resolve().parents[2] / "datasets" / "streetwatch-v1.yaml")
+    mix, recipes = load_mix(Path(__file__).resolve().parents[2] / "datasets" / recipe)
     for name, recipe in recipes.items():
         data = yaml.safe_load((shared_data / recipe.folder / "data.yaml").read_text())
         assert set(data["names"].values()) == set(recipe.classes) | set(recipe.drop), name
