@@ -22,6 +22,7 @@ from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
 from service.routes import cases, keys, ops
 from service.schemas import FieldError, Problem
+from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
 
 
@@ -75,6 +76,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         f"{settings.max_evidence_parts} evidence images of {settings.max_evidence_bytes} bytes each",
     )
     app.add_middleware(RequestTimer, metrics=metrics)
+    app.add_middleware(ServerErrorsAsJson)
     app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
     app.include_router(keys.router)
     app.include_router(ops.router)
@@ -83,12 +85,14 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [_field_error(e) for e in exc.errors()]
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
-        return JSONResponse(Problem(detail=detail, errors=errors).model_dump(), status_code=422)
+        return JSONResponse(Problem(detail=detail, errors=errors).body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            Problem(detail=str(exc.detail)).model_dump(), status_code=exc.status_code, headers=exc.headers
+            Problem(detail=str(exc.detail)).body(),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     return app

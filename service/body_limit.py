@@ -27,7 +27,7 @@ class RequestBodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await JSONResponse(Problem(detail=self.detail).model_dump(), status_code=413)(scope, receive, send)
+            await JSONResponse(Problem(detail=self.detail).body(), status_code=413)(scope, receive, send)
             return
         received = 0
 

@@ -33,7 +33,7 @@ class AuthenticateBeforeBody:
         try:
             principal = await run_in_threadpool(authenticate, self.services, Headers(scope=scope).get("authorization"))
         except HTTPException as exc:
-            response = JSONResponse(Problem(detail=str(exc.detail)).model_dump(), exc.status_code, exc.headers)
+            response = JSONResponse(Problem(detail=str(exc.detail)).body(), exc.status_code, exc.headers)
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 
 class CaseType(StrEnum):
@@ -47,6 +55,38 @@ class Decision(StrEnum):
 
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+#: Row ids are PostgreSQL `integer`s: a larger number names no row (and would overflow the query).
+MAX_ID = 2**31 - 1
+#: Before this a camera's clock was never set; past the end, date arithmetic overflows.
+TIME_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
+def in_time_range(value: datetime) -> datetime:
+    """`value`, if it lies in TIME_RANGE; else ValueError (also for times whose UTC would overflow)."""
+    try:
+        inside = TIME_RANGE[0] <= value.astimezone(UTC) < TIME_RANGE[1]
+    except OverflowError:  # its UTC falls outside what a datetime holds
+        inside = False
+    if not inside:
+        raise ValueError(f"must lie between {TIME_RANGE[0]:%Y-%m-%d} and {TIME_RANGE[1]:%Y-%m-%d} (UTC)")
+    return value
+
+
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not hold control characters (NUL, tab, newline, ...)")
+    return value
+
+
+#: An ISO 8601 time with its zone, in a range the service can store and compute with.
+Time = Annotated[AwareDatetime, AfterValidator(in_time_range)]
+#: An id or name from a camera agent: one printable line.
+Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+#: A detected class name.
+Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+#: Most labels one case carries (a case is one object: its class names over a stay).
+MAX_LABELS = 32
 #: A box [x1, y1, x2, y2], normalised to the frame.
 Box = tuple[float, float, float, float]
 
@@ -66,17 +106,30 @@ def box_iou(a: Box, b: Box) -> float:
 class CaseIn(BaseModel):
     """The `case` part of `POST /api/v1/cases`: one violation as a camera agent saw it."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a bbox of strings or `confidence: true` is a client bug to report, not to coerce.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    camera_id: str = Field(min_length=1, max_length=128)
-    zone_id: str = Field(min_length=1, max_length=128)
+    camera_id: Name
+    zone_id: Name
     type: CaseType
-    first_seen_at: AwareDatetime = Field(description="When the object was first seen (ISO 8601, with zone).")
-    detected_at: AwareDatetime = Field(description="When the rule fired (ISO 8601, with zone).")
+    first_seen_at: Time = Field(description="When the object was first seen (ISO 8601, with zone).")
+    detected_at: Time = Field(
+        description="When the rule fired (ISO 8601, with zone): not before first_seen_at, not in the future."
+    )
     bbox: tuple[Unit, Unit, Unit, Unit] = Field(description="[x1, y1, x2, y2], normalised to the frame.")
     confidence: Unit
-    labels: list[str] = Field(default_factory=list, description="Detected class names behind the case.")
-    model_version: str = Field(min_length=1, max_length=128)
+    labels: list[Label] = Field(
+        default_factory=list, max_length=MAX_LABELS, description="Detected class names behind the case."
+    )
+    model_version: Name
+
+    @field_validator("detected_at")
+    @classmethod
+    def _after_first_seen(cls, v: datetime, info: ValidationInfo) -> datetime:
+        first = info.data.get("first_seen_at")
+        if first is not None and v < first:
+            raise ValueError(f"is before first_seen_at ({first.isoformat()})")
+        return v
 
     @field_validator("bbox")
     @classmethod
@@ -111,6 +164,8 @@ class ReviewIn(BaseModel):
     def _reason_to_reject(cls, v: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("decision") is Decision.REJECT and not (v and v.strip()):
             raise ValueError("a reason is required to reject a case")
+        if v is not None and "\x00" in v:
+            raise ValueError("must not hold NUL characters")
         return v
 
 
@@ -160,7 +215,7 @@ class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    name: str = Field(min_length=1, max_length=128, description="Who or what holds the key, for the audit trail.")
+    name: Name = Field(description="Who or what holds the key, for the audit trail.")
 
 
 class KeyOut(BaseModel):
@@ -187,7 +242,13 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every error response: `detail` names the problem; `errors` lists each invalid field."""
+    """Every error response: `detail` names the problem; `errors` lists each invalid field; a 500 also carries
+    the `request_id` that the service log names with the error."""
 
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
+    request_id: str | None = None
+
+    def body(self) -> dict[str, object]:
+        """The JSON body of the response (`request_id` only where there is one)."""
+        return self.model_dump(exclude_none=True)

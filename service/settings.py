@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
         description="Sightings whose images a case keeps: its first and its latest N-1 (older re-sightings "
         "stay counted, without images).",
     )
+    clock_skew_s: float = Field(
+        default=300, ge=0, description="How far a case's detected_at may lie ahead of this service's clock, in seconds."
+    )
     bootstrap_agent_key: SecretStr | None = Field(
         default=None,
         description="An extra agent key valid only for this process and never stored (for an embedded pipeline).",

@@ -6,18 +6,29 @@ import base64
 import binascii
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 
 from service import crud
 from service.deps import AgentDep, ReviewerDep, ServicesDep, SessionDep
 from service.evidence import EvidenceNotFoundError, sniff_image_type
 from service.routes import API_PREFIX
-from service.schemas import CaseIn, CaseOut, CasePage, CaseStatus, CaseType, Problem, ReviewIn
+from service.schemas import (
+    MAX_ID,
+    CaseIn,
+    CaseOut,
+    CasePage,
+    CaseStatus,
+    CaseType,
+    Problem,
+    ReviewIn,
+    Time,
+    in_time_range,
+)
 from service.views import case_out
 
 log = logging.getLogger(__name__)
@@ -26,12 +37,15 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/cases", tags=["cases"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422)
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 500)
 }
 
 
 def _with_errors(ok: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return {200: ok, **_ERRORS}
+
+
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="The case's id.")]
 
 
 def _invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
@@ -61,6 +75,10 @@ def create_case(
         raise RequestValidationError(
             [{**e, "loc": ("body", "case", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
         ) from None
+    now = services.clock()
+    if case_in.detected_at > now + timedelta(seconds=services.settings.clock_skew_s):
+        # A camera with its clock ahead would pin its cases to the top of every queue.
+        raise _invalid(("body", "case", "detected_at"), f"is in the future (this service's clock: {now.isoformat()})")
     images = _read_images(evidence, limit=services.settings.max_evidence_bytes)
     outcome = crud.find_replay(session=session, idempotency_key=idempotency_key)
     if outcome is None:
@@ -78,7 +96,7 @@ def create_case(
             merge_iou=services.settings.merge_iou,
             merge_window_s=services.settings.merge_window_s,
             keep_sightings=services.settings.evidence_sightings,
-            now=services.clock(),
+            now=now,
         )
         # After the commit, so a failure here leaves at worst a file nothing refers to. A post of the very same
         # bytes by another agent, in flight between this check and its own commit, would find its file gone:
@@ -117,8 +135,13 @@ def _decode_cursor(cursor: str) -> crud.Position:
         position = (datetime.fromisoformat(at), int(case_id))
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise _invalid(("query", "cursor"), "not a cursor this service issued") from None
-    if position[0].tzinfo is None:
-        raise _invalid(("query", "cursor"), "not a cursor this service issued")
+    at, case_id = position
+    try:
+        if at.tzinfo is None or not 1 <= case_id <= MAX_ID:
+            raise ValueError("out of range")
+        in_time_range(at)
+    except ValueError:
+        raise _invalid(("query", "cursor"), "not a cursor this service issued") from None
     return position
 
 
@@ -129,8 +152,8 @@ def list_cases(
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     case_type: Annotated[CaseType | None, Query(alias="type")] = None,
     camera_id: Annotated[str | None, Query(max_length=128)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Detected at or after (ISO 8601 with zone).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Detected before (ISO 8601 with zone).")] = None,
+    since: Annotated[Time | None, Query(description="Detected at or after (ISO 8601 with zone).")] = None,
+    until: Annotated[Time | None, Query(description="Detected before (ISO 8601 with zone).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> CasePage:
@@ -151,7 +174,7 @@ def list_cases(
 
 
 @router.get("/{case_id}", responses=_ERRORS)
-def get_case(reviewer: ReviewerDep, session: SessionDep, case_id: int) -> CaseOut:
+def get_case(reviewer: ReviewerDep, session: SessionDep, case_id: CaseId) -> CaseOut:
     """One case with its evidence list and review history."""
     case = crud.get_case(session=session, case_id=case_id)
     if case is None:
@@ -168,8 +191,8 @@ def get_evidence(
     reviewer: ReviewerDep,
     services: ServicesDep,
     session: SessionDep,
-    case_id: int,
-    n: Annotated[int, Path(ge=0, description="0-based, in the order of the case's `evidence` list.")],
+    case_id: CaseId,
+    n: Annotated[int, Path(ge=0, le=MAX_ID, description="0-based, in the order of the case's `evidence` list.")],
 ) -> Response:
     """The bytes of a case's n-th evidence image, with its content type."""
     case = crud.get_case(session=session, case_id=case_id)
@@ -194,7 +217,7 @@ def get_evidence(
 
 @router.post("/{case_id}/review", responses=_ERRORS)
 def review_case(
-    reviewer: ReviewerDep, services: ServicesDep, session: SessionDep, case_id: int, body: ReviewIn
+    reviewer: ReviewerDep, services: ServicesDep, session: SessionDep, case_id: CaseId, body: ReviewIn
 ) -> CaseOut:
     """Confirm or reject a draft case (a reason is required to reject); 409 if it is no longer a draft."""
     now = services.clock()

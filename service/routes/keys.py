@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 
 from service import crud
 from service.deps import AdminDep, ServicesDep, SessionDep
 from service.routes import API_PREFIX
-from service.schemas import KeyCreated, KeyIn, KeyOut, Problem
+from service.schemas import MAX_ID, KeyCreated, KeyIn, KeyOut, Problem
 from service.views import key_out
 
 router = APIRouter(prefix=f"{API_PREFIX}/keys", tags=["keys"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 422, 500)}
 
 
 @router.post("", status_code=201, responses=_ERRORS)
@@ -31,7 +31,12 @@ def list_keys(admin: AdminDep, session: SessionDep) -> list[KeyOut]:
 
 
 @router.delete("/{key_id}", responses=_ERRORS)
-def revoke_key(admin: AdminDep, services: ServicesDep, session: SessionDep, key_id: int) -> KeyOut:
+def revoke_key(
+    admin: AdminDep,
+    services: ServicesDep,
+    session: SessionDep,
+    key_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The key's id.")],
+) -> KeyOut:
     """Revoke a key; it stays listed for the audit trail."""
     key = crud.revoke_api_key(session=session, key_id=key_id, now=services.clock())
     if key is None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from case_helpers import T0, bearer, case_body, jpeg, png, post_case
+from case_helpers import T0, Clock, bearer, case_body, jpeg, png, post_case
 from fastapi.testclient import TestClient
 
 from service.evidence import sha256_hex
@@ -191,7 +191,10 @@ def test_replay_of_a_merged_post_says_merged(client: TestClient, agent: str) -> 
     assert replay.json()["sightings"] == 2
 
 
-def test_list_filters_and_cursor_pages_newest_first(client: TestClient, agent: str, reviewer: str) -> None:
+def test_list_filters_and_cursor_pages_newest_first(
+    client: TestClient, agent: str, reviewer: str, clock: Clock
+) -> None:
+    clock.advance(5 * 3600)  # the cases below are detected over four hours; none is in the service's future
     rows = [
         ("cam-a", "illegal_parking", 0),
         ("cam-a", "piled_litter", 3600),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +30,51 @@ BAD_POSTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown field", {"body": case_body(colour="red")}, 422, "case.colour: Extra inputs are not permitted"),
     ("time without zone", {"body": case_body(detected_at="2025-05-01T10:03:00")}, 422, "case.detected_at"),
     ("confidence above 1", {"body": case_body(confidence=1.5)}, 422, "case.confidence"),
+    ("bbox as strings", {"body": case_body(bbox=["0.1", "0.5", "0.4", "0.8"])}, 422, "case.bbox[0]: Input should be a"),
+    ("confidence true", {"body": case_body(confidence=True)}, 422, "case.confidence: Input should be a valid number"),
+    (
+        "detected before first seen",
+        {"body": case_body(first_seen_at="2025-05-01T11:00:00+00:00")},
+        422,
+        "case.detected_at: Value error, is before first_seen_at",
+    ),
+    (
+        "detected in 2100",
+        {"body": case_body(detected_at="2100-01-01T00:00:00Z")},
+        422,
+        "case.detected_at: is in the future",
+    ),
+    (
+        "detected at the end of time",
+        {"body": case_body(detected_at="9999-12-31T23:59:00Z")},
+        422,
+        "case.detected_at: Value error, must lie between 2000-01-01 and 9000-01-01",
+    ),
+    (
+        "first seen in 1970",
+        {"body": case_body(first_seen_at="1970-01-01T00:00:00Z")},
+        422,
+        "case.first_seen_at: Value error, must lie between",
+    ),
+    (
+        "NUL in camera_id",
+        {"body": case_body(camera_id="cam\u0000x")},
+        422,
+        "case.camera_id: Value error, must not hold",
+    ),
+    (
+        "newline in zone_id",
+        {"body": case_body(zone_id="a\nb")},
+        422,
+        "case.zone_id: Value error, must not hold control",
+    ),
+    ("100,000 labels", {"body": case_body(labels=["car"] * 100_000)}, 422, "case.labels: List should have at most 32"),
+    (
+        "a label of 1,000 characters",
+        {"body": case_body(labels=["c" * 1000])},
+        422,
+        "case.labels[0]: String should have",
+    ),
     ("no case part", {"body": None}, 422, "case: Field required"),
     ("no evidence part", {"images": []}, 422, "evidence: Field required"),
     ("text file", {"images": [("notes.txt", b"hello", "text/plain")]}, 415, "evidence[0] (notes.txt) is not a JPEG"),
@@ -147,6 +193,11 @@ def test_bad_review_is_named_and_changes_nothing(
     assert (case["status"], case["reviews"]) == ("draft", [])
 
 
+def _cursor(at: str, case_id: int) -> str:
+    """A cursor in this service's encoding, naming any position."""
+    return base64.urlsafe_b64encode(json.dumps([at, case_id]).encode()).decode().rstrip("=")
+
+
 BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("limit 0", {"limit": 0}, "query.limit: Input should be greater than or equal to 1"),
     ("limit too big", {"limit": 501}, "query.limit: Input should be less than or equal to 500"),
@@ -156,6 +207,10 @@ BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("since without zone", {"since": "2025-05-01T10:00:00"}, "query.since: Input should have timezone info"),
     ("until not a time", {"until": "yesterday"}, "query.until: Input should be a valid datetime"),
     ("forged cursor", {"cursor": "bm90LWEtY3Vyc29y"}, "query.cursor: not a cursor this service issued"),
+    ("cursor past the id column", {"cursor": _cursor("2025-05-01T10:00:00+00:00", 2**63)}, "query.cursor: not a"),
+    ("cursor at year 1", {"cursor": _cursor("0001-01-01T00:00:00+05:00", 1)}, "query.cursor: not a cursor"),
+    ("since at year 1", {"since": "0001-01-01T00:00:00+05:00"}, "query.since: Value error, must lie between"),
+    ("until at year 9999", {"until": "9999-12-31T23:59:59-05:00"}, "query.until: Value error, must lie between"),
     ("garbage cursor", {"cursor": "%%%"}, "query.cursor: not a cursor this service issued"),
 ]
 
@@ -169,8 +224,47 @@ def test_bad_listing_is_named(
     assert detail in got.json()["detail"]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/cases/abc", "/api/v1/cases/1/evidence/-1", "/api/v1/cases/1/evidence/x"])
-def test_bad_path_is_422(client: TestClient, reviewer: str, path: str) -> None:
-    got = client.get(path, headers=bearer(reviewer))
-    assert got.status_code == 422
-    assert got.json()["detail"].startswith("path.")
+BIG = 2**63  # one past SQLite's integer column; PostgreSQL's ends at 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/api/v1/cases/abc", "path.case_id"),
+        ("GET", "/api/v1/cases/1/evidence/-1", "path.n"),
+        ("GET", "/api/v1/cases/1/evidence/x", "path.n"),
+        ("GET", f"/api/v1/cases/{BIG}", "path.case_id"),
+        ("GET", f"/api/v1/cases/{2**31}", "path.case_id"),
+        ("GET", "/api/v1/cases/0", "path.case_id"),
+        ("GET", f"/api/v1/cases/{BIG}/evidence/0", "path.case_id"),
+        ("GET", f"/api/v1/cases/1/evidence/{BIG}", "path.n"),
+        ("POST", f"/api/v1/cases/{BIG}/review", "path.case_id"),
+        ("DELETE", f"/api/v1/keys/{BIG}", "path.key_id"),
+    ],
+)
+def test_bad_path_is_422_naming_it(
+    client: TestClient, keys: dict[Role, str], method: str, path: str, field: str
+) -> None:
+    got = client.request(method, path, headers=bearer(keys[Role.ADMIN]), json={"decision": "confirm"})
+    assert got.status_code == 422, got.text
+    assert got.json()["detail"].startswith(f"{field}: ")
+
+
+def test_a_server_error_is_json_with_a_request_id_the_log_names(
+    client: TestClient, settings: ServiceSettings, agent: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The evidence store's folder is a file now (a disk mounted wrong): storing an image fails.
+    evidence = settings.resolved_evidence_dir
+    evidence.parent.mkdir(parents=True, exist_ok=True)
+    evidence.write_bytes(b"not a folder")
+    broken = TestClient(client.app, raise_server_exceptions=False)
+    with broken:
+        got = post_case(broken, agent)
+        assert got.status_code == 500
+        body = got.json()
+        assert body["request_id"] == got.headers["X-Request-ID"] and body["request_id"] in body["detail"]
+        assert f"request {body['request_id']} failed: POST /api/v1/cases" in caplog.text
+        # The connection stays usable, and the service still answers.
+        assert broken.get("/healthz").status_code == 200
+    evidence.unlink()
+    assert post_case(client, agent).status_code == 201  # nothing of the failed post was kept
