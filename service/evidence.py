@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Final, Protocol
+
+from PIL import Image
 
 JPEG: Final = "image/jpeg"
 PNG: Final = "image/png"
@@ -43,13 +46,16 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sniff_image_type(data: bytes) -> str | None:
-    """`image/jpeg` or `image/png` from the file's signature, or None for anything else."""
-    if data.startswith(b"\xff\xd8\xff") and len(data) > 4:
-        return JPEG
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return PNG
-    return None
+def image_type(data: bytes) -> str | None:
+    """`image/jpeg` or `image/png` for bytes that decode completely as one, else None: another format, a
+    truncated or corrupt image, a signature followed by something else, or a decompression bomb."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
+            image.load()
+            found = image.format
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return {"JPEG": JPEG, "PNG": PNG}.get(found or "")
 
 
 class LocalEvidenceStore:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service import crud
 from service.deps import AgentDep, ReviewerDep, ServicesDep, SessionDep
-from service.evidence import EvidenceNotFoundError, sniff_image_type
+from service.evidence import EvidenceNotFoundError, image_type
 from service.routes import API_PREFIX
 from service.schemas import (
     MAX_ID,
@@ -117,9 +117,9 @@ def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, st
         data = part.file.read(limit + 1)
         if len(data) > limit:
             raise HTTPException(413, f"{name} is larger than the {limit}-byte evidence limit")
-        content_type = sniff_image_type(data)
+        content_type = image_type(data)
         if content_type is None:
-            raise HTTPException(415, f"{name} is not a JPEG or PNG image")
+            raise HTTPException(415, f"{name} is not a JPEG or PNG image that decodes completely")
         images.append((data, content_type))
     return images
 
@@ -211,7 +211,11 @@ def get_evidence(
     return Response(
         data,
         media_type=item.content_type,
-        headers={"ETag": f'"{item.sha256}"', "Cache-Control": "private, max-age=31536000, immutable"},
+        headers={
+            "ETag": f'"{item.sha256}"',
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",  # a browser shows it as the image it is, never as a page
+        },
     )
 
 

@@ -41,6 +41,7 @@ def test_create_list_fetch_evidence_and_review(
         got = client.get(case["evidence"][n]["url"], headers=bearer(reviewer))
         assert got.status_code == 200
         assert got.headers["content-type"] == content_type
+        assert got.headers["x-content-type-options"] == "nosniff"  # never rendered as anything but the image
         assert got.content == data
 
     review = client.post(

@@ -80,6 +80,12 @@ BAD_POSTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("text file", {"images": [("notes.txt", b"hello", "text/plain")]}, 415, "evidence[0] (notes.txt) is not a JPEG"),
     ("HTML named .jpg", {"images": [("x.jpg", b"<html></html>", "image/jpeg")]}, 415, "evidence[0] (x.jpg) is not"),
     ("empty file", {"images": [("e.jpg", b"", "image/jpeg")]}, 415, "evidence[0] (e.jpg) is not a JPEG or PNG"),
+    (
+        "JPEG header then HTML",
+        {"images": [("x.jpg", jpeg()[:20] + b"<html><script>alert(1)</script></html>", "image/jpeg")]},
+        415,
+        "evidence[0] (x.jpg) is not a JPEG or PNG image that decodes completely",
+    ),
     ("GIF after a JPEG", {"images": [jpeg(), ("a.gif", GIF, "image/gif")]}, 415, "evidence[1] (a.gif) is not"),
     ("oversized image", {"images": [jpeg(size=128)]}, 413, f"larger than the {EVIDENCE_LIMIT}-byte evidence limit"),
     (

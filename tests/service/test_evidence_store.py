@@ -1,4 +1,4 @@
-"""The local evidence store: content-addressed, idempotent, atomic; and the image sniffing that guards it."""
+"""The local evidence store: content-addressed, idempotent, atomic; and the image check that guards it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from case_helpers import jpeg, png
 
-from service.evidence import EvidenceNotFoundError, EvidenceStore, LocalEvidenceStore, sniff_image_type
+from service.evidence import EvidenceNotFoundError, EvidenceStore, LocalEvidenceStore, image_type
 
 
 def test_put_files_bytes_under_their_sha256_once(tmp_path: Path) -> None:
@@ -50,8 +50,22 @@ def test_unknown_or_malformed_digest(tmp_path: Path) -> None:
         (b"\xff\xd8", None),
         (b"", None),
         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", None),
+        (jpeg()[:20] + b"<html><script>alert(1)</script></html>", None),
+        (jpeg(size=64)[:-200], None),
+        (png()[:40] + b"<html></html>", None),
     ],
-    ids=["jpeg", "png", "gif", "png signature alone", "truncated jpeg", "empty", "svg"],
+    ids=[
+        "jpeg",
+        "png",
+        "gif",
+        "png signature alone",
+        "truncated jpeg",
+        "empty",
+        "svg",
+        "jpeg header then html",
+        "jpeg cut short",
+        "png header then html",
+    ],
 )
-def test_sniff_image_type(data: bytes, content_type: str | None) -> None:
-    assert sniff_image_type(data) == content_type
+def test_image_type_decodes_the_whole_image(data: bytes, content_type: str | None) -> None:
+    assert image_type(data) == content_type
