@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from service.admin import issue_key, list_keys, revoke_key, stored_cases
 from service.app import create_app
+from service.crud import LastAdminKeyError
 from service.db import url_for_display
 from service.schemas import CaseStatus, CaseType, Role
 from service.settings import ServiceSettings
@@ -120,7 +121,10 @@ def keys_revoke(
     """Revoke an API key; requests carrying it get 401 from then on."""
     settings = _settings(state_dir, database_url)
     with _database_errors(settings):
-        key = revoke_key(settings, key_id)
+        try:
+            key = revoke_key(settings, key_id)
+        except LastAdminKeyError as exc:
+            _fail(f"KEY_ID: {exc}")
     if key is None:
         _fail(f"KEY_ID: there is no API key {key_id}")
     Console().print(f"Revoked {key.role.value} key #{key.id} '{key.name}'.", highlight=False)

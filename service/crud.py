@@ -45,6 +45,13 @@ class CaseNotFoundError(LookupError):
     """No case has this id."""
 
 
+class LastAdminKeyError(Exception):
+    """Revoking this key would leave no admin key: nobody could manage keys over the API any more."""
+
+    def __init__(self, key_id: int) -> None:
+        super().__init__(f"key {key_id} is the last admin key: create another admin key before revoking it")
+
+
 class CaseNotDraftError(Exception):
     """Only a draft case can be reviewed."""
 
@@ -312,10 +319,19 @@ def list_api_keys(*, session: Session) -> list[ApiKey]:
 
 
 def revoke_api_key(*, session: Session, key_id: int, now: datetime) -> ApiKey | None:
-    """Revoke a key (kept for the audit trail); None if there is no such key."""
+    """Revoke a key (kept for the audit trail); None if there is no such key.
+
+    Raises:
+        LastAdminKeyError: it is the only admin key still valid.
+    """
     begin_write(session, lock_key="api-keys")
     key = session.get(ApiKey, key_id)
     if key is not None and key.revoked_at is None:
+        if key.role is Role.ADMIN:
+            admins = select(func.count()).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None))
+            if session.scalar(admins) == 1:
+                session.rollback()
+                raise LastAdminKeyError(key_id)
         key.revoked_at = now
     session.commit()
     return key

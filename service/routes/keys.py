@@ -14,7 +14,7 @@ from service.views import key_out
 
 router = APIRouter(prefix=f"{API_PREFIX}/keys", tags=["keys"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 422, 500)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 409, 422, 500)}
 
 
 @router.post("", status_code=201, responses=_ERRORS)
@@ -37,8 +37,11 @@ def revoke_key(
     session: SessionDep,
     key_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The key's id.")],
 ) -> KeyOut:
-    """Revoke a key; it stays listed for the audit trail."""
-    key = crud.revoke_api_key(session=session, key_id=key_id, now=services.clock())
+    """Revoke a key; it stays listed for the audit trail. 409 for the last admin key."""
+    try:
+        key = crud.revoke_api_key(session=session, key_id=key_id, now=services.clock())
+    except crud.LastAdminKeyError as exc:
+        raise HTTPException(409, str(exc)) from None
     if key is None:
         raise HTTPException(404, f"no API key {key_id}")
     return key_out(key)

@@ -102,6 +102,22 @@ def test_revoked_key_is_401_and_keys_are_stored_hashed(
     assert [k.name for k in list_keys(settings)][-1] == "night shift"
 
 
+def test_the_last_admin_key_cannot_be_revoked(client: TestClient, keys: dict[Role, str]) -> None:
+    admin = bearer(keys[ADMIN])
+    me = next(k for k in client.get("/api/v1/keys", headers=admin).json() if k["role"] == "admin")
+    refused = client.delete(f"/api/v1/keys/{me['id']}", headers=admin)
+    assert refused.status_code == 409
+    assert (
+        refused.json()["detail"] == f"key {me['id']} is the last admin key: create another admin key before revoking it"
+    )
+    assert client.get("/api/v1/keys", headers=admin).status_code == 200  # still an admin
+
+    other = client.post("/api/v1/keys", json={"role": "admin", "name": "second admin"}, headers=admin).json()
+    assert client.delete(f"/api/v1/keys/{me['id']}", headers=admin).status_code == 200
+    assert client.get("/api/v1/keys", headers=admin).status_code == 401
+    assert client.delete(f"/api/v1/keys/{other['id']}", headers=bearer(other["key"])).status_code == 409
+
+
 def test_bootstrap_key_is_an_agent_for_this_process_only(
     make_settings: Callable[..., ServiceSettings], make_client: Callable[[ServiceSettings], TestClient]
 ) -> None:

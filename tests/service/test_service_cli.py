@@ -82,6 +82,15 @@ def test_bad_options_exit_non_zero_naming_them(
     assert named in result.output
 
 
+def test_keys_revoke_keeps_the_last_admin_key(invoke: typer.Typer, where: list[str]) -> None:
+    assert run(invoke, "keys", "create", "--role", "admin", "--name", "ops", *where).exit_code == 0
+    refused = run(invoke, "keys", "revoke", "1", *where)
+    assert refused.exit_code == 1
+    assert "KEY_ID: key 1 is the last admin key: create another admin key before revoking it" in refused.output
+    assert run(invoke, "keys", "create", "--role", "admin", "--name", "ops 2", *where).exit_code == 0
+    assert run(invoke, "keys", "revoke", "1", *where).exit_code == 0
+
+
 def test_environment_points_commands_at_the_database(
     invoke: typer.Typer, database_url: str, client: TestClient, agent: str
 ) -> None:
