@@ -52,6 +52,17 @@ class LastAdminKeyError(Exception):
         super().__init__(f"key {key_id} is the last admin key: create another admin key before revoking it")
 
 
+class IdempotencyConflictError(Exception):
+    """An Idempotency-Key already names a post of another violation: a replay must repeat the same case."""
+
+    def __init__(self, key: str, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__(
+            f"Idempotency-Key {key!r} was first used for another violation: {', '.join(fields)} differ; "
+            "a retry must send the same case, a new violation needs a new key"
+        )
+
+
 class CaseNotDraftError(Exception):
     """Only a draft case can be reviewed."""
 
@@ -61,17 +72,36 @@ class CaseNotDraftError(Exception):
         super().__init__(f"case {case_id} is {status.value}; only a draft case can be reviewed")
 
 
-def find_replay(*, session: Session, idempotency_key: str) -> PostOutcome | None:
-    """The outcome of an earlier post with this key, or None; runs in a transaction of its own."""
+def find_replay(*, session: Session, idempotency_key: str, case: CaseIn, merge_iou: float) -> PostOutcome | None:
+    """The outcome of an earlier post of `case` with this key, or None; runs in a transaction of its own.
+
+    Raises:
+        IdempotencyConflictError: the key was first used for another violation (see `_replay`).
+    """
     with session.begin():
-        return _replay(session, idempotency_key)
+        return _replay(session, idempotency_key, case, merge_iou)
 
 
-def _replay(session: Session, idempotency_key: str) -> PostOutcome | None:
+def _replay(session: Session, idempotency_key: str, posted: CaseIn, merge_iou: float) -> PostOutcome | None:
+    """The earlier post with this key, if `posted` is the same violation: same camera, zone and type, and a box
+    that overlaps as a merge would need. Times, confidence and labels may differ: footage processed again
+    (another run, another model) sends the same violation with other values under the same key."""
     sighting = session.scalars(select(Sighting).where(Sighting.idempotency_key == idempotency_key)).one_or_none()
     if sighting is None:
         return None
     case = session.get_one(Case, sighting.case_id)
+    differ = [
+        name
+        for name, same in (
+            ("camera_id", posted.camera_id == case.camera_id),
+            ("zone_id", posted.zone_id == case.zone_id),
+            ("type", posted.type == case.type),
+            ("bbox", box_iou(posted.bbox, (sighting.x1, sighting.y1, sighting.x2, sighting.y2)) > merge_iou),
+        )
+        if not same
+    ]
+    if differ:
+        raise IdempotencyConflictError(idempotency_key, differ)
     return PostOutcome(case=case, created=False, merged=sighting.merged, replayed=True)
 
 
@@ -90,14 +120,15 @@ def post_case(
     """Record a sighting: a new draft case, a merge into an open overlapping case, or a replay of `idempotency_key`.
 
     Posts for the same camera, zone and type serialise on a database lock, so concurrent posts of one violation
-    from several processes still produce one case; the unique idempotency key catches the rest.
+    from several processes still produce one case; the unique idempotency key catches the rest. A key first
+    used for another violation raises IdempotencyConflictError.
     A case keeps the images of its first sighting and of its latest `keep_sightings - 1`: a stall that stays
     all day merges a sighting every few minutes, and its case would otherwise grow without bound. Older
     re-sightings stay counted and in the sightings table; the outcome names the digests they held.
     """
     try:
         begin_write(session, lock_key=f"case-scope\0{case.camera_id}\0{case.zone_id}\0{case.type.value}")
-        previous = _replay(session, idempotency_key)
+        previous = _replay(session, idempotency_key, case, merge_iou)
         if previous is not None:
             session.commit()
             return previous
@@ -127,11 +158,14 @@ def post_case(
         session.flush()
         dropped = _drop_middle_evidence(session, target, keep_sightings) if merged else ()
         session.commit()
+    except IdempotencyConflictError:
+        session.rollback()
+        raise
     except IntegrityError:
         # The same key raced in under another camera/zone/type lock; the first post stands.
         session.rollback()
         with session.begin():
-            previous = _replay(session, idempotency_key)
+            previous = _replay(session, idempotency_key, case, merge_iou)
         if previous is None:
             raise
         return previous

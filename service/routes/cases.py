@@ -80,24 +80,30 @@ def create_case(
         # A camera with its clock ahead would pin its cases to the top of every queue.
         raise _invalid(("body", "case", "detected_at"), f"is in the future (this service's clock: {now.isoformat()})")
     images = _read_images(evidence, limit=services.settings.max_evidence_bytes)
-    outcome = crud.find_replay(session=session, idempotency_key=idempotency_key)
-    if outcome is None:
-        # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
-        stored = [
-            crud.NewEvidence(sha256=services.store.put(data), content_type=content_type, size=len(data))
-            for data, content_type in images
-        ]
-        outcome = crud.post_case(
-            session=session,
-            case=case_in,
-            idempotency_key=idempotency_key,
-            evidence=stored,
-            posted_by=agent.name,
-            merge_iou=services.settings.merge_iou,
-            merge_window_s=services.settings.merge_window_s,
-            keep_sightings=services.settings.evidence_sightings,
-            now=now,
+    try:
+        outcome = crud.find_replay(
+            session=session, idempotency_key=idempotency_key, case=case_in, merge_iou=services.settings.merge_iou
         )
+        if outcome is None:
+            # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
+            stored = [
+                crud.NewEvidence(sha256=services.store.put(data), content_type=content_type, size=len(data))
+                for data, content_type in images
+            ]
+            outcome = crud.post_case(
+                session=session,
+                case=case_in,
+                idempotency_key=idempotency_key,
+                evidence=stored,
+                posted_by=agent.name,
+                merge_iou=services.settings.merge_iou,
+                merge_window_s=services.settings.merge_window_s,
+                keep_sightings=services.settings.evidence_sightings,
+                now=now,
+            )
+    except crud.IdempotencyConflictError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if not outcome.replayed:
         # After the commit, so a failure here leaves at worst a file nothing refers to. A post of the very same
         # bytes by another agent, in flight between this check and its own commit, would find its file gone:
         # the images of two different frames never share bytes, and one agent posts a case's sightings in turn.

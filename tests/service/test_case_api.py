@@ -85,6 +85,40 @@ def test_same_idempotency_key_returns_the_same_case(client: TestClient, agent: s
     assert cases[0]["sightings"] == 1
 
 
+@pytest.mark.parametrize(
+    ("change", "fields"),
+    [
+        ({"bbox": [0.5, 0.5, 0.9, 0.9]}, "bbox"),
+        ({"camera_id": "cam-other", "confidence": 0.5}, "camera_id"),
+        ({"type": "piled_litter", "zone_id": "z2"}, "zone_id, type"),
+    ],
+)
+def test_a_key_reused_for_another_violation_is_409_and_keeps_both_apart(
+    client: TestClient, agent: str, reviewer: str, change: dict[str, Any], fields: str
+) -> None:
+    first = post_case(client, agent, idempotency_key="k")
+    other = post_case(client, agent, idempotency_key="k", body=case_body(**change))
+    assert other.status_code == 409
+    assert other.json()["detail"] == (
+        f"Idempotency-Key 'k' was first used for another violation: {fields} differ; "
+        "a retry must send the same case, a new violation needs a new key"
+    )
+    # Nothing of the refused post was kept, and the same violation under a new key is accepted.
+    (case,) = client.get("/api/v1/cases", headers=bearer(reviewer)).json()["items"]
+    assert case["id"] == first.json()["id"] and case["sightings"] == 1 and case["evidence_count"] == 1
+    assert post_case(client, agent, idempotency_key="k2", body=case_body(**change)).status_code in (200, 201)
+
+
+def test_footage_processed_again_replays_its_key(client: TestClient, agent: str) -> None:
+    """A rerun of a recording sends the same violation under the same key with other times and a slightly
+    other box (another model): the same case, not a conflict."""
+    first = post_case(client, agent, idempotency_key="k")
+    rerun = case_body(detected_after_s=900, bbox=[0.11, 0.50, 0.41, 0.81], confidence=0.6, labels=["bus"])
+    again = post_case(client, agent, idempotency_key="k", body=rerun)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.json()["sightings"] == 1
+
+
 MERGE_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("same box, 10 min later", {"detected_after_s": 780}, True),
     ("shifted box (IoU 0.6)", {"bbox": [0.16, 0.50, 0.46, 0.80], "detected_after_s": 780}, True),

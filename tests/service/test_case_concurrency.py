@@ -52,9 +52,12 @@ def test_eight_agents_posting_one_violation_make_one_case(
 ) -> None:
     # Every sighting keeps its image here, so a lost write would show in the evidence count.
     settings = make_settings(bootstrap_agent_key="sw_concurrency-test", evidence_sightings=AGENTS)
+    # One key: retries of one post racing each other (the same case). Different keys: re-sightings.
     requests = [
-        (
-            "violation-1" if same_key else f"agent-{i}/violation-1",
+        ("violation-1", case_body())
+        if same_key
+        else (
+            f"agent-{i}/violation-1",
             case_body(bbox=[0.10 + i * 0.005, 0.50, 0.40 + i * 0.005, 0.80], detected_after_s=180 + i),
         )
         for i in range(AGENTS)
