@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,11 @@ class ServiceSettings(BaseSettings):
         ge=1,
         description="Sightings whose images a case keeps: its first and its latest N-1 (older re-sightings "
         "stay counted, without images).",
+    )
+    metrics_access: Literal["key", "open"] = Field(
+        default="key",
+        description="Who may read /metrics: 'key', any valid API key (Prometheus sends it as a bearer token); "
+        "'open', anyone who can reach the port.",
     )
     clock_skew_s: float = Field(
         default=300, ge=0, description="How far a case's detected_at may lie ahead of this service's clock, in seconds."
