@@ -216,6 +216,8 @@ BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("cursor past the id column", {"cursor": _cursor("2025-05-01T10:00:00+00:00", 2**63)}, "query.cursor: not a"),
     ("cursor at year 1", {"cursor": _cursor("0001-01-01T00:00:00+05:00", 1)}, "query.cursor: not a cursor"),
     ("since at year 1", {"since": "0001-01-01T00:00:00+05:00"}, "query.since: Value error, must lie between"),
+    ("NUL in camera_id", {"camera_id": "cam\x00b"}, "query.camera_id: Value error, must not hold control characters"),
+    ("camera_id too long", {"camera_id": "c" * 129}, "query.camera_id: String should have at most 128 characters"),
     ("until at year 9999", {"until": "9999-12-31T23:59:59-05:00"}, "query.until: Value error, must lie between"),
     ("garbage cursor", {"cursor": "%%%"}, "query.cursor: not a cursor this service issued"),
 ]
