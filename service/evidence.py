@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Final, Protocol
 
-from PIL import Image
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 
 JPEG: Final = "image/jpeg"
 PNG: Final = "image/png"
@@ -48,14 +48,26 @@ def sha256_hex(data: bytes) -> str:
 
 def image_type(data: bytes) -> str | None:
     """`image/jpeg` or `image/png` for bytes that decode completely as one, else None: another format, a
-    truncated or corrupt image, a signature followed by something else, or a decompression bomb."""
-    try:
-        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
-            image.load()
-            found = image.format
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    truncated or corrupt image, a signature followed by something else, or a decompression bomb.
+
+    The format's decoder is called directly, not through `Image.open`: ultralytics, imported in the same
+    process by the pipeline that embeds this service, wraps `Image.open` to fetch a HEIF plugin at run time.
+    """
+    decoder: type[ImageFile.ImageFile]
+    if data.startswith(b"\xff\xd8\xff"):
+        kind, decoder = JPEG, JpegImagePlugin.JpegImageFile
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        kind, decoder = PNG, PngImagePlugin.PngImageFile
+    else:
         return None
-    return {"JPEG": JPEG, "PNG": PNG}.get(found or "")
+    try:
+        with decoder(io.BytesIO(data)) as image:
+            if image.width * image.height > (Image.MAX_IMAGE_PIXELS or 0):
+                return None
+            image.load()
+    except Exception:  # any decoder error means the bytes are not an image we store
+        return None
+    return kind
 
 
 class LocalEvidenceStore:
