@@ -7,6 +7,7 @@ time (`captured_at`) is read only for a zone's allowed hours.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, tzinfo
@@ -20,6 +21,8 @@ from pipelines.zones import Polygon, bottom_centre, centre, containment, expand,
 from service.schemas import Box, box_iou
 from streetwatch.config import ZONE_CASE_TYPE, ZoneConfig, ZoneKind
 from streetwatch.core import Detections, Violation
+
+log = logging.getLogger(__name__)
 
 Anchor = Callable[[npt.NDArray[np.floating]], npt.NDArray[np.float64]]
 #: Renders the current frame with one object's box drawn, as JPEG bytes: the evidence of when a stay began.
@@ -86,6 +89,7 @@ class _Stay:
     first_seen_s: float
     first_seen_at: datetime
     origin: tuple[float, float]
+    origin_size: float
     last_seen_s: float
     xyxy: Box
     confidence: float
@@ -136,8 +140,10 @@ class DwellRule:
 
     A stay is one object at one spot. It survives track-id switches and short occlusions: an object unseen
     for up to `grace_s` keeps its stay, and a track id new to the zone, of the same class, overlapping the
-    stay's last box (IoU >= SAME_SPOT_IOU) takes it over. An object whose anchor drifts beyond the zone's
-    stationary tolerance leaves its stay and starts a new one where it now is. After a reported stay ends, no
+    stay's last box (IoU >= SAME_SPOT_IOU) takes it over. An object whose anchor drifts from where it stopped by
+    more than the zone's stationary tolerance — the absolute one, or `stationary_box_share` of the object's box
+    size when that is larger, since a near object's box jitters more — leaves its stay and starts a new one where
+    it now is. After a reported stay ends, no
     new case is raised at that spot for `quiet_s`; while a reported stay lasts, none is raised over it either.
 
     State is kept only for stays inside the zone and for quiet spots, and is dropped when they end.
@@ -159,6 +165,7 @@ class DwellRule:
         self.case_type = ZONE_CASE_TYPE[zone.kind]
         self.dwell_s = zone.effective_dwell_s
         self.tolerance = zone.effective_stationary_tolerance
+        self.box_share = zone.stationary_box_share
         self.grace_s = grace_s
         self.stream_id = stream_id
         self._permitted = tuple(permitted) if zone.kind is ZoneKind.AD_CONTROL else ()
@@ -190,13 +197,17 @@ class DwellRule:
         if self._hours and within_hours(captured_at.astimezone(self._tz).time(), self._hours):
             # Vending is allowed now: time spent here does not count towards a case.
             for ended in list(self._stays):
-                self._end(ended)
+                self._end(ended, "within the zone's allowed hours")
             return []
         seen: list[_Stay] = []
         unmatched: list[_Sighting] = []
         for sighting in self._sightings(detections):
             known = self._by_track.get(sighting.track)
-            if known is not None and not any(s is known for s in seen) and not self._moved(known, sighting.anchor):
+            if (
+                known is not None
+                and not any(s is known for s in seen)
+                and not self._moved(known, sighting, log_it=True)
+            ):
                 self._extend(known, sighting, timestamp_s)
                 seen.append(known)
             else:
@@ -213,7 +224,25 @@ class DwellRule:
             seen.append(stay)
         fired = []
         for stay in seen:
-            if stay.reported or timestamp_s - stay.first_seen_s < self.dwell_s or self._quiet_at(stay, timestamp_s):
+            if stay.reported:
+                continue
+            if timestamp_s - stay.first_seen_s < self.dwell_s:
+                if timestamp_s > stay.first_seen_s:
+                    log.debug(
+                        "%s #%d: %.0f of %.0f s",
+                        self._where(stay),
+                        stay.first_track,
+                        timestamp_s - stay.first_seen_s,
+                        self.dwell_s,
+                    )
+                continue
+            if self._quiet_at(stay, timestamp_s):
+                log.debug(
+                    "%s #%d: no case, one at the same spot is open or ended less than %.0f s ago",
+                    self._where(stay),
+                    stay.first_track,
+                    self.zone.quiet_s,
+                )
                 continue
             stay.reported = True
             fired.append(Firing(self._violation(stay, timestamp_s, captured_at), stay.first_frame))
@@ -241,8 +270,30 @@ class DwellRule:
             out.append(_Sighting(track, name, anchor, boxes[i], float(detections.confidence[i])))
         return out
 
-    def _moved(self, stay: _Stay, anchor: tuple[float, float]) -> bool:
-        return float(np.hypot(anchor[0] - stay.origin[0], anchor[1] - stay.origin[1])) > self.tolerance
+    def _where(self, stay: _Stay) -> str:
+        return f"camera {self.camera_id} zone {self.zone.id}: {stay.class_name}"
+
+    def _tolerance(self, *sizes: float) -> float:
+        """How far an object whose box measures `sizes` (the longer side, normalised) may drift and still stay."""
+        return max(self.tolerance, self.box_share * max(sizes, default=0.0))
+
+    def _moved(self, stay: _Stay, sighting: _Sighting, *, log_it: bool = False) -> bool:
+        drift = float(np.hypot(sighting.anchor[0] - stay.origin[0], sighting.anchor[1] - stay.origin[1]))
+        tolerance = self._tolerance(stay.origin_size, _size(sighting.xyxy))
+        if drift <= tolerance:
+            return False
+        if log_it:
+            log.debug(
+                "%s #%d moved %.3f from where it stopped, beyond the tolerance %.3f "
+                "(stationary_tolerance %.3f, or stationary_box_share %.2f of its box): a new stay begins",
+                self._where(stay),
+                sighting.track,
+                drift,
+                tolerance,
+                self.tolerance,
+                self.box_share,
+            )
+        return True
 
     def _reassociate(self, sighting: _Sighting, seen: list[_Stay]) -> _Stay | None:
         """The unseen stay of the same class at the same spot that this new track id continues."""
@@ -251,7 +302,7 @@ class DwellRule:
             if stay.class_name != sighting.class_name or any(s is stay for s in seen):
                 continue
             iou = box_iou(stay.xyxy, sighting.xyxy)
-            if iou >= best_iou and not self._moved(stay, sighting.anchor):
+            if iou >= best_iou and not self._moved(stay, sighting):
                 best, best_iou = stay, iou
         if best is not None:
             best.tracks.add(sighting.track)
@@ -268,6 +319,7 @@ class DwellRule:
             first_seen_s=timestamp_s,
             first_seen_at=captured_at,
             origin=sighting.anchor,
+            origin_size=_size(sighting.xyxy),
             last_seen_s=timestamp_s,
             xyxy=sighting.xyxy,
             confidence=sighting.confidence,
@@ -276,6 +328,14 @@ class DwellRule:
         )
         self._stays.append(stay)
         self._by_track[sighting.track] = stay
+        log.debug(
+            "%s #%d stays at (%.2f, %.2f); a case after %.0f s",
+            self._where(stay),
+            sighting.track,
+            sighting.anchor[0],
+            sighting.anchor[1],
+            self.dwell_s,
+        )
         return stay
 
     @staticmethod
@@ -292,15 +352,27 @@ class DwellRule:
             return
         old.tracks.discard(track)
         if not old.tracks:
-            self._end(old)
+            self._end(old, "it moved away")
 
     def _expire(self, timestamp_s: float) -> None:
         for stay in [s for s in self._stays if timestamp_s - s.last_seen_s > self.grace_s]:
-            self._end(stay)
+            self._end(stay, f"unseen in the zone for more than {self.grace_s:.0f} s (grace_s)")
         self._quiet = [q for q in self._quiet if q.until_s > timestamp_s]
 
-    def _end(self, stay: _Stay) -> None:
+    def _end(self, stay: _Stay, why: str) -> None:
         self._stays.remove(stay)
+        lasted = stay.last_seen_s - stay.first_seen_s
+        if stay.reported:
+            log.debug("%s #%d: the violation ended after %.0f s: %s", self._where(stay), stay.first_track, lasted, why)
+        else:
+            log.debug(
+                "%s #%d: stay dropped after %.0f of %.0f s: %s",
+                self._where(stay),
+                stay.first_track,
+                lasted,
+                self.dwell_s,
+                why,
+            )
         for track in stay.tracks:
             if self._by_track.get(track) is stay:
                 del self._by_track[track]
@@ -333,3 +405,8 @@ class DwellRule:
             first_seen_at=stay.first_seen_at,
             detected_at=captured_at,
         )
+
+
+def _size(xyxy: Box) -> float:
+    """A box's longer side."""
+    return max(xyxy[2] - xyxy[0], xyxy[3] - xyxy[1])

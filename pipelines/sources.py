@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 import cv2
 
 from pipelines.metrics import PipelineMetrics
-from streetwatch.config import STREAM_SCHEMES, CameraConfig, PipelineConfig
+from pipelines.recording import container_created_at
+from streetwatch.config import CameraConfig, PipelineConfig, SourceKind, source_kind
 from streetwatch.core import Frame
 
 log = logging.getLogger(__name__)
@@ -32,22 +32,6 @@ MAX_FAILED_READS: Final = 50
 
 class SourceError(RuntimeError):
     """A camera source could not be opened or read."""
-
-
-class SourceKind(StrEnum):
-    """Where a camera's frames come from."""
-
-    FILE = "file"
-    STREAM = "stream"
-    DEVICE = "device"
-
-
-def source_kind(source: str | int) -> SourceKind:
-    """A local file, a network stream (rtsp, http...) or a capture device (an index or /dev/videoN)."""
-    if isinstance(source, int) or re.fullmatch(r"/dev/video[0-9]+", source):
-        return SourceKind.DEVICE
-    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    return SourceKind.STREAM if scheme in STREAM_SCHEMES else SourceKind.FILE
 
 
 def redacted(source: str | int) -> str:
@@ -107,7 +91,8 @@ class FileSource:
 
     Frames are grabbed (demuxed and decoded) and only the due ones are converted. The stream timestamp comes
     from the container (`CAP_PROP_POS_MSEC`); where it gives none, the frame index over the reported fps.
-    `captured_at` is the wall time the file was opened plus the stream time.
+    `captured_at` is when the recording began plus the stream time: the camera's `recorded_at`, else the creation
+    time in the file's header, else the moment the file was opened (and a header time later than that).
     """
 
     live = False
@@ -126,7 +111,7 @@ class FileSource:
         cap = _open(self.camera.source)
         try:
             fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-            opened_at = self._clock()
+            began = self._recording_began()
             sampler = Sampler(self.camera.sample_every_s)
             index = -1
             while not stop.is_set() and cap.grab():
@@ -140,9 +125,32 @@ class FileSource:
                 if not ok or image is None:
                     log.warning("camera %s: frame %d could not be decoded; skipped", self.camera.id, index)
                     continue
-                yield Frame(self.camera.id, ts, opened_at + timedelta(seconds=ts), image)
+                yield Frame(self.camera.id, ts, began + timedelta(seconds=ts), image)
         finally:
             cap.release()
+
+    def _recording_began(self) -> datetime:
+        if self.camera.recorded_at is not None:
+            return self.camera.recorded_at
+        now = self._clock()
+        created = container_created_at(Path(str(self.camera.source)))
+        if created is None:
+            log.info("camera %s: the file gives no recording time; case times count from now", self.camera.id)
+            return now
+        if created > now:
+            log.warning(
+                "camera %s: the file's header says it was recorded at %s, in the future; case times count from now "
+                "(set cameras[].recorded_at)",
+                self.camera.id,
+                created.isoformat(),
+            )
+            return now
+        log.info(
+            "camera %s: recorded from %s (the file's header); case times are footage times",
+            self.camera.id,
+            created.isoformat(),
+        )
+        return created
 
 
 class LiveSource:

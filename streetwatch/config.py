@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import datetime, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.schemas import CaseType
+from service.schemas import CaseType, in_time_range
 
 
 class ZoneKind(StrEnum):
@@ -48,8 +48,31 @@ DEFAULT_STATIONARY_TOLERANCE: Final[dict[ZoneKind, float]] = {
     ZoneKind.AD_CONTROL: 0.05,
 }
 
+#: Share of an object's own box size (its longer side) it may drift and still be staying, when that is more than
+#: the absolute tolerance. The box of a standing object jitters in proportion to its size (a near parked car's
+#: anchor was seen to jump 7 % of the frame); a moving car leaves its spot by more than half its length between
+#: two samples.
+DEFAULT_STATIONARY_BOX_SHARE: Final = 0.5
+
 #: Schemes of network sources; anything else without a scheme is a file, an int or /dev/videoN a device.
 STREAM_SCHEMES: Final = ("rtsp", "rtsps", "http", "https")
+
+
+class SourceKind(StrEnum):
+    """Where a camera's frames come from."""
+
+    FILE = "file"
+    STREAM = "stream"
+    DEVICE = "device"
+
+
+def source_kind(source: str | int) -> SourceKind:
+    """A local file, a network stream (rtsp, http...) or a capture device (an index or /dev/videoN)."""
+    if isinstance(source, int) or re.fullmatch(r"/dev/video[0-9]+", source):
+        return SourceKind.DEVICE
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    return SourceKind.STREAM if scheme in STREAM_SCHEMES else SourceKind.FILE
+
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Unit, Unit]
@@ -77,6 +100,14 @@ class ZoneConfig(_Strict):
         description="How far (normalised units) an object may drift and still count as staying; default per kind "
         "(0.03 for no_parking, 0.05 otherwise).",
     )
+    stationary_box_share: float = Field(
+        default=DEFAULT_STATIONARY_BOX_SHARE,
+        ge=0.0,
+        le=2.0,
+        description="An object may also drift this share of its own box size (the longer side) and still count as "
+        "staying: a detector's box jitters with the object's size, so a large, near object moves more than "
+        "stationary_tolerance while standing still. 0 turns it off.",
+    )
     grace_s: float | None = Field(
         default=None,
         gt=0,
@@ -101,7 +132,7 @@ class ZoneConfig(_Strict):
 
     @property
     def effective_stationary_tolerance(self) -> float:
-        """The movement tolerance in force for this zone."""
+        """The absolute movement tolerance in force for this zone (see also `stationary_box_share`)."""
         if self.stationary_tolerance is not None:
             return self.stationary_tolerance
         return DEFAULT_STATIONARY_TOLERANCE[self.kind]
@@ -149,6 +180,12 @@ class CameraConfig(_Strict):
         description="Permitted-ad regions [x1, y1, x2, y2], normalised; an ad box lying at least 70 % inside one "
         "raises no unpermitted_ad case.",
     )
+    recorded_at: AwareDatetime | None = Field(
+        default=None,
+        description="File cameras: when the recording began, with its UTC offset (2026-11-30T08:00:00+08:00), so "
+        "case times are footage times. Default: the creation time in the file's MP4/MOV header, else the moment "
+        "the run opens the file.",
+    )
 
     @field_validator("source")
     @classmethod
@@ -164,6 +201,11 @@ class CameraConfig(_Strict):
             raise ValueError(f"unsupported scheme '{scheme.group(1)}://' (use {', '.join(STREAM_SCHEMES)}, a file)")
         return v
 
+    @field_validator("recorded_at")
+    @classmethod
+    def _plausible_recording(cls, v: datetime | None) -> datetime | None:
+        return v if v is None else in_time_range(v)
+
     @field_validator("permitted")
     @classmethod
     def _ordered_boxes(cls, v: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
@@ -171,6 +213,12 @@ class CameraConfig(_Strict):
             if x2 <= x1 or y2 <= y1:
                 raise ValueError(f"permitted[{i}] must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1")
         return v
+
+    @model_validator(mode="after")
+    def _recorded_files_only(self) -> CameraConfig:
+        if self.recorded_at is not None and source_kind(self.source) is not SourceKind.FILE:
+            raise ValueError("recorded_at applies to video files only: a stream's frames carry the time they arrive")
+        return self
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:

@@ -36,6 +36,7 @@ def test_long_stay_raises_one_case_and_short_stay_none(tmp_path: Path, runtime_d
                 "id": "cam-kerb",
                 "source": "kerb.mp4",
                 "sample_every_s": 1.0,
+                "recorded_at": "2026-11-30T08:00:00+08:00",
                 "zones": [{"id": "kerb", "kind": "no_parking", "polygon": KERB_ZONE, "dwell_s": 8}],
             }
         ]
@@ -55,6 +56,8 @@ def test_long_stay_raises_one_case_and_short_stay_none(tmp_path: Path, runtime_d
     assert case["type"] == "illegal_parking" and case["camera_id"] == "cam-kerb" and case["zone_id"] == "kerb"
     assert case["status"] == "draft" and case["evidence_count"] >= 1
     assert set(case["labels"]) <= {"car", "bus", "truck", "motorcycle"}
+    # Footage time: the car stands from the clip's first second, recorded from 08:00 Shanghai time.
+    assert case["first_seen_at"] == "2026-11-30T00:00:00Z" and case["detected_at"] == "2026-11-30T00:00:08Z"
 
     # Running the same file again finds the same violation: the idempotency key keeps it one case.
     again = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--state-dir", str(state)])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.sources import SourceKind, redacted, source_kind
-from streetwatch.config import ConfigError, load_config
+from pipelines.sources import redacted
+from streetwatch.config import ConfigError, SourceKind, load_config, source_kind
 
 BASE = {
     "cameras": [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,8 @@ def test_the_parked_car_the_model_sees_is_one_case_and_passing_traffic_none(
     # First tracked at 2 s, so the 15 s dwell is reached at 17 s of stream time.
     dwell = datetime.fromisoformat(case["detected_at"]) - datetime.fromisoformat(case["first_seen_at"])
     assert dwell.total_seconds() == pytest.approx(15, abs=1)
+    # Case times are footage times: the clip's MP4 header says it was recorded from 2020-07-27 16:57:40 UTC.
+    assert datetime.fromisoformat(case["first_seen_at"]) == datetime(2020, 7, 27, 16, 57, 42, tzinfo=UTC)
 
     # A second run over the same files finds the same violation: still one case, not merged, not repeated.
     again = runner.invoke(app, ["run", str(tmp_path / "streets.yaml"), "--state-dir", str(state), "--no-progress"])

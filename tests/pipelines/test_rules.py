@@ -3,17 +3,24 @@ the quiet period, violation keys and the release of state."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from rule_helpers import LOWER_HALF, OUTSIDE, PARKED, T0, Script, dets, every, fire_times, shifted, violations
+from rule_helpers import LOWER_HALF, OUTSIDE, PARKED, T0, Box, Script, dets, every, fire_times, shifted, violations
 
 from pipelines.rules import DwellRule
 from streetwatch.config import ZoneConfig, ZoneKind
 
 
-def parking_rule(dwell_s: float = 30.0, *, quiet_s: float = 600.0, grace_s: float = 10.0) -> DwellRule:
-    zone = ZoneConfig(id="kerb", kind=ZoneKind.NO_PARKING, polygon=LOWER_HALF, dwell_s=dwell_s, quiet_s=quiet_s)
+def parking_rule(
+    dwell_s: float = 30.0, *, quiet_s: float = 600.0, grace_s: float = 10.0, box_share: float | None = None
+) -> DwellRule:
+    shares = {} if box_share is None else {"stationary_box_share": box_share}
+    zone = ZoneConfig(
+        id="kerb", kind=ZoneKind.NO_PARKING, polygon=LOWER_HALF, dwell_s=dwell_s, quiet_s=quiet_s, **shares
+    )
     return DwellRule("cam-1", zone, grace_s=grace_s, stream_id="file:kerb.mp4")
 
 
@@ -53,6 +60,70 @@ PARKING = [
 @pytest.mark.parametrize(("name", "script", "expected"), PARKING, ids=[c[0] for c in PARKING])
 def test_no_parking_rule(name: str, script: Script, expected: list[float]) -> None:
     assert fire_times(parking_rule(), script) == expected
+
+
+#: A car parked near the camera (a third of the frame wide) and one far away (a twentieth).
+NEAR: Box = (0.30, 0.55, 0.62, 0.85)
+FAR: Box = (0.48, 0.60, 0.53, 0.63)
+
+
+def jitter(box: Box, amount: float) -> Callable[[float], Box]:
+    """The box of a standing object as a detector returns it: it jumps up to `amount` from where it stopped."""
+    steps = [(0.0, 0.0), (amount, 0.0), (0.0, amount / 2), (-amount, 0.0)]
+    return lambda t: shifted(box, *steps[round(t / 2) % len(steps)])
+
+
+JITTER = [
+    (
+        "a near car whose box jitters 7 % of the frame: one case",
+        0.5,
+        every(2, 60, lambda t: dets((1, "car", jitter(NEAR, 0.07)(t)))),
+        [30.0],
+    ),
+    (
+        "the same without box-relative tolerance: dropped, none",
+        0.0,
+        every(2, 60, lambda t: dets((1, "car", jitter(NEAR, 0.07)(t)))),
+        [],
+    ),
+    (
+        "a far car moving 7 % of the frame is moving: none",
+        0.5,
+        every(2, 60, lambda t: dets((1, "car", jitter(FAR, 0.07)(t)))),
+        [],
+    ),
+    (
+        "a far car's small jitter is within the absolute tolerance: one case",
+        0.5,
+        every(2, 60, lambda t: dets((1, "car", jitter(FAR, 0.02)(t)))),
+        [30.0],
+    ),
+    (
+        "a near car that moves more than half its size: dwell restarts",
+        0.5,
+        every(2, 20, lambda t: dets((1, "car", NEAR)))
+        + every(2, 60, lambda t: dets((1, "car", shifted(NEAR, 0.2))), start=22),
+        [52.0],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "share", "script", "expected"), JITTER, ids=[c[0] for c in JITTER])
+def test_stationary_tolerance_follows_the_box_size(
+    name: str, share: float, script: Script, expected: list[float]
+) -> None:
+    assert fire_times(parking_rule(box_share=share), script) == expected
+
+
+def test_the_debug_log_says_why_a_stay_was_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pipelines.rules")
+    script = every(2, 60, lambda t: dets((1, "car", jitter(NEAR, 0.07)(t))))
+    assert fire_times(parking_rule(box_share=0.0), script) == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert "camera cam-1 zone kerb: car #1 stays at (0.46, 0.85); a case after 30 s" in lines
+    moved = [line for line in lines if "moved" in line]
+    assert moved and "beyond the tolerance 0.030 (stationary_tolerance 0.030, or stationary_box_share 0.00" in moved[0]
+    assert any("stay dropped after" in line and "it moved away" in line for line in lines)
 
 
 def new_id_every(seconds: float, box: tuple[float, float, float, float] = PARKED) -> Script:
@@ -132,6 +203,15 @@ def test_violation_carries_what_the_case_needs() -> None:
     assert v.first_seen_at == T0 and v.detected_at == T0 + timedelta(seconds=10)
     assert (v.first_seen_s, v.detected_s) == (0.0, 10.0)
     assert v.xyxy == pytest.approx(PARKED)
+
+
+def test_the_debug_log_follows_a_stay_to_its_case(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pipelines.rules")
+    assert fire_times(parking_rule(dwell_s=4), car(1)[:5]) == [4.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera cam-1 zone kerb: car #1 stays at (0.50, 0.80); a case after 4 s",
+        "camera cam-1 zone kerb: car #1: 2 of 4 s",
+    ]
 
 
 def test_first_sighting_is_rendered_once_when_the_stay_begins() -> None:

@@ -7,7 +7,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import cv2
@@ -17,6 +17,7 @@ from colour_model import scene
 from pipeline_helpers import MjpegCamera, RtspServer, free_port, rtsp_server_missing, wait_until
 
 from pipelines.metrics import PipelineMetrics
+from pipelines.recording import container_created_at
 from pipelines.sources import FileSource, LiveSource, SourceError
 from streetwatch.config import CameraConfig, PipelineConfig
 from streetwatch.core import Frame
@@ -78,6 +79,43 @@ def test_a_file_yields_its_due_frames_and_ends(tmp_path: Path) -> None:
     # The same file gives the same stream id (and so the same violation keys) in every run.
     again = FileSource(CameraConfig(id="cam-f", source=str(video)), clock=clock, metrics=PipelineMetrics())
     assert again.stream_id == source.stream_id
+
+
+FIXED_NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def file_frames(video: Path, **camera: object) -> list[Frame]:
+    config = CameraConfig.model_validate({"id": "cam-f", "source": str(video), "sample_every_s": 2.0, **camera})
+    source = FileSource(config, clock=lambda: FIXED_NOW, metrics=PipelineMetrics())
+    return list(source.frames(threading.Event()))
+
+
+def test_recorded_footage_carries_its_recording_time(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "a.mp4", [(scene(("car", (0.1, 0.5, 0.3, 0.8))), 5.0)], fps=5)
+    # OpenCV writes no creation time: without recorded_at the frames count from the moment the file is opened.
+    assert container_created_at(video) is None
+    assert [f.captured_at for f in file_frames(video)] == [FIXED_NOW + timedelta(seconds=s) for s in (0, 2, 4)]
+    began = datetime(2026, 11, 30, 8, 0, tzinfo=timezone(timedelta(hours=8)))
+    frames = file_frames(video, recorded_at=began.isoformat())
+    assert [f.captured_at for f in frames] == [began + timedelta(seconds=s) for s in (0, 2, 4)]
+
+
+@pytest.mark.shared_data
+def test_a_camera_file_s_header_gives_the_recording_time(shared_data: Path) -> None:
+    video = shared_data / "videos" / "intersection_cctv_640x480.mp4"
+    began = datetime(2020, 7, 27, 16, 57, 40, tzinfo=UTC)  # its moov/mvhd creation time (ffprobe: creation_time)
+    assert container_created_at(video) == began
+    assert file_frames(video)[1].captured_at == began + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a video at all", b"\x00\x00\x00\x10moov\x00\x00\x00\x08mvhd", b"\x00\x00\x00\x01moov" + b"\xff" * 8],
+    ids=["empty", "text", "truncated mvhd", "oversized box"],
+)
+def test_a_broken_header_gives_no_recording_time(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "x.mp4").write_bytes(content)
+    assert container_created_at(tmp_path / "x.mp4") is None
 
 
 def test_a_missing_file_is_an_error() -> None:

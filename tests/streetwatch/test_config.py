@@ -66,6 +66,9 @@ BAD = [
     ("cameras/0/colour", "red", "cameras[0].colour"),
     ("cameras/0/id", "has space", "cameras[0].id"),
     ("cameras", [], "cameras"),
+    ("cameras/0/recorded_at", "2026-11-30 08:00:00", "cameras[0].recorded_at"),  # no UTC offset
+    ("cameras/0/recorded_at", "1970-01-01T00:00:00Z", "cameras[0].recorded_at"),
+    ("cameras/0/zones/0/stationary_box_share", -0.5, "cameras[0].zones[0].stationary_box_share"),
 ]
 
 
@@ -74,6 +77,17 @@ def test_invalid_field_is_named(tmp_path: Path, path: str, value: object, field:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, mutate(path, value)))
     assert any(p.startswith(field + ":") for p in info.value.problems), info.value.problems
+
+
+def test_recorded_at_is_for_files_and_keeps_its_offset(tmp_path: Path) -> None:
+    data = yaml.safe_load(mutate("cameras/0/recorded_at", "2026-11-30T08:00:00+08:00"))
+    assert str(load_config(write(tmp_path, yaml.safe_dump(data))).cameras[0].recorded_at) == "2026-11-30 08:00:00+08:00"
+    data["cameras"][0]["source"] = "rtsp://10.0.0.5/stream1"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, yaml.safe_dump(data)))
+    assert any(
+        p.startswith("cameras[0]:") and "recorded_at applies to video files only" in p for p in info.value.problems
+    )
 
 
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
