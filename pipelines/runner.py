@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -217,6 +218,10 @@ class Pipeline:
         cam_id = frame.camera_id
         self.stats.frames_analysed[cam_id] += 1
         self.metrics.frames_analysed.labels(cam_id).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            counts = Counter(dets.names)
+            seen = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "nothing"
+            log.debug("camera %s at %.1f s: %s", cam_id, frame.timestamp_s, seen)
         for draft in self.cameras[cam_id].process(frame, dets):
             self.deliver(draft)
             v = draft.violation

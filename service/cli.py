@@ -110,7 +110,7 @@ def keys_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> N
     for key in keys:
         revoked = "" if key.revoked_at is None else key.revoked_at.isoformat(timespec="seconds")
         table.add_row(str(key.id), key.name, key.role.value, key.created_at.isoformat(timespec="seconds"), revoked)
-    Console().print(table)
+    _table_console().print(table)
 
 
 def keys_revoke(
@@ -145,10 +145,13 @@ def cases(
     if as_json:
         typer.echo(json.dumps([c.model_dump(mode="json") for c in found], indent=2))
         return
+    console = _table_console()
     if not found:
-        Console().print("No cases.")
+        console.print("No cases.")
         return
-    table = Table("id", "status", "type", "camera", "zone", "detected at", "conf", "seen", "images", box=SIMPLE_HEAD)
+    table = Table(box=SIMPLE_HEAD)
+    for header in ("id", "status", "type", "camera", "zone", "detected at", "conf", "seen", "images"):
+        table.add_column(header, overflow="fold")
     for c in found:
         table.add_row(
             str(c.id),
@@ -161,7 +164,13 @@ def cases(
             str(c.sightings),
             str(c.evidence_count),
         )
-    Console().print(table)
+    console.print(table)
+
+
+def _table_console() -> Console:
+    """A terminal gets tables folded to its width; a pipe or a file gets every value whole, one line per row."""
+    console = Console()
+    return console if console.is_terminal else Console(width=100_000)
 
 
 def register(app: typer.Typer) -> None:

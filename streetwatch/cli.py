@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 from rich.box import SIMPLE_HEAD
@@ -36,14 +37,32 @@ StateDir = Annotated[
 DEFAULT_STATE = Path("streetwatch-data")
 
 
+#: The packages whose loggers `-v` opens up; every other library logs its warnings only.
+OWN_LOGGERS: Final = ("streetwatch", "pipelines", "detector", "service")
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False)],
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def _main(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Log the pipeline's decisions: detections per camera and class, zone entries, dwell progress, "
+            "why a stay was dropped.",
+        ),
+    ] = False,
+) -> None:
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        # One line per record, never wrapped, with its time and source: logs that grep and log shippers read.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _load(path: Path) -> StreetwatchConfig:

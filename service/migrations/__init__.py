@@ -48,6 +48,11 @@ def _run(engine: Engine, revision: str, *, up: bool) -> None:
         config = _config()
         config.attributes["connection"] = conn
         if up:
+            current = MigrationContext.configure(conn).get_current_revision()
+            target = ScriptDirectory.from_config(config).as_revision_number(revision)
+            if current != target:
+                # Only a real schema change is news; every command opens the database.
+                log.info("migrating %s from %s to %s", url_for_display(str(engine.url)), current or "empty", target)
             command.upgrade(config, revision)
         else:
             command.downgrade(config, revision)
@@ -55,7 +60,6 @@ def _run(engine: Engine, revision: str, *, up: bool) -> None:
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     """Migrate the database behind `engine` up to `revision`."""
-    log.info("migrating %s to %s", url_for_display(str(engine.url)), revision)
     _run(engine, revision, up=True)
 
 

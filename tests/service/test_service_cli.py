@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,6 +111,18 @@ def test_unusable_database_url_is_named(invoke: typer.Typer, tmp_path: Path) -> 
     assert down.exit_code == 1
     assert "cannot use the case database at postgresql+psycopg://u:***@127.0.0.1:1/db" in down.output
     assert "hunter2" not in down.output
+
+
+def test_cases_piped_keeps_every_value_whole(where: list[str], client: TestClient, agent: str) -> None:
+    camera, zone = "district-7.huaihai-road.north-kerb.pole-0042.camera-3", "kerb-by-the-shopping-centre-entrance"
+    post_case(client, agent, body=case_body(camera_id=camera, zone_id=zone))
+    # A real process writing to a pipe, as `streetwatch cases > file` or `| grep` runs it: no terminal width.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREETWATCH_") and k != "COLUMNS"}
+    streetwatch = str(Path(sys.executable).parent / "streetwatch")
+    listed = subprocess.run([streetwatch, "cases", *where], capture_output=True, text=True, env=env, check=False)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if camera in line]
+    assert zone in row and "…" not in row
 
 
 def test_cases_lists_as_table_and_json(invoke: typer.Typer, where: list[str], client: TestClient, agent: str) -> None:
