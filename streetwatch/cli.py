@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from streetwatch.config import ConfigError, StreetwatchConfig, load_config
+from streetwatch.config import CameraConfig, ConfigError, StreetwatchConfig, load_config
 from streetwatch.core import Frame
 
 if TYPE_CHECKING:
@@ -58,11 +59,67 @@ def _load(path: Path) -> StreetwatchConfig:
 
 
 @app.command("check-config")
-def check_config(config: Annotated[Path, typer.Argument(help="A streetwatch YAML config.")]) -> None:
-    """Validate a config file; errors name the field path (cameras[0].zones[1].polygon)."""
+def check_config(
+    config: Annotated[Path, typer.Argument(help="A streetwatch YAML config.")],
+    shallow: Annotated[
+        bool,
+        typer.Option(
+            "--shallow",
+            help="Only validate the file; do not open the cameras or load the model (for a machine that cannot "
+            "reach them).",
+        ),
+    ] = False,
+) -> None:
+    """Validate a config file, then open each camera and load the model as `run` would; every problem is named by
+    its field path (cameras[1].source, detector.model) and makes the exit status 2."""
     cfg = _load(config)
     zones = sum(len(c.zones) for c in cfg.cameras)
-    console.print(f"{config}: OK ({len(cfg.cameras)} cameras, {zones} zones)")
+    if shallow:
+        console.print(f"{config}: valid ({len(cfg.cameras)} cameras, {zones} zones; not opened: --shallow)")
+        return
+    problems = _open_sources(cfg) + _open_model(cfg)
+    if problems:
+        err.print(f"[red]config {config}: {len(problems)} of its cameras and model do not work[/red]", highlight=False)
+        for problem in problems:
+            err.print(f"  {problem}", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"{config}: OK ({len(cfg.cameras)} cameras opened, {zones} zones, model loaded)")
+
+
+def _open_sources(cfg: StreetwatchConfig) -> list[str]:
+    """Open every camera's source and decode a frame, all at once (a dead stream waits for its timeout); one line
+    per camera that fails, naming its field."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.sources import SourceError, probe_source
+
+    def probe(cam: CameraConfig) -> str | None:
+        try:
+            probe_source(cam.source, timeout_s=cfg.pipeline.stall_timeout_s)
+        except SourceError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, len(cfg.cameras))) as pool:
+        results = list(pool.map(probe, cfg.cameras))
+    return [f"cameras[{i}].source: {problem}" for i, problem in enumerate(results) if problem is not None]
+
+
+def _open_model(cfg: StreetwatchConfig) -> list[str]:
+    """Load the config's model as `run` would; its problem, naming `detector.model`, or none."""
+    from tempfile import TemporaryDirectory
+
+    from detector.model import Detector, ModelError
+
+    # ultralytics needs a runtime folder; checking a config leaves nothing behind, and says nothing about the fresh
+    # settings file ultralytics would otherwise announce on stdout.
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    with TemporaryDirectory(prefix="streetwatch-check-") as runtime:
+        try:
+            Detector(cfg.detector.model, state_dir=Path(runtime), imgsz=cfg.detector.imgsz)
+        except ModelError as exc:
+            return [f"detector.model: {exc}"]
+    return []
 
 
 def _progress(cfg: StreetwatchConfig) -> tuple[Progress, Callable[[Frame], object]] | None:
