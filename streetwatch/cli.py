@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -9,7 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.box import SIMPLE_HEAD
@@ -279,7 +280,7 @@ def run(
     api: Api = None,
     api_key: ApiKey = None,
     outbox: Annotated[
-        Path | None, typer.Option(help="The outbox of undelivered cases (default: STATE_DIR/outbox.db).")
+        Path | None, typer.Option(help="The outbox of undelivered cases.", show_default="STATE_DIR/outbox.db")
     ] = None,
     metrics_port: Annotated[
         int | None,
@@ -289,7 +290,7 @@ def run(
     ] = None,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bars for file cameras (default: on a terminal)."),
+        typer.Option("--progress/--no-progress", help="Progress bars for file cameras.", show_default="on a terminal"),
     ] = None,
 ) -> None:
     """Watch every camera of CONFIG and raise draft cases (files end when they end; streams run until stopped).
@@ -314,7 +315,7 @@ def run(
 @app.command("outbox")
 def outbox_command(
     state_dir: StateDir = DEFAULT_STATE,
-    outbox: Annotated[Path | None, typer.Option(help="The outbox file (default: STATE_DIR/outbox.db).")] = None,
+    outbox: Annotated[Path | None, typer.Option(help="The outbox file.", show_default="STATE_DIR/outbox.db")] = None,
     requeue: Annotated[
         list[str] | None, typer.Option(help="Send this refused case again (its key); may repeat.")
     ] = None,
@@ -345,7 +346,8 @@ def outbox_command(
         raise typer.Exit(2)
     path = outbox or state_dir / "outbox.db"
     if not path.is_file():
-        err.print(f"[red]--outbox: {path} does not exist (no run has used it yet)[/red]")
+        option = "--outbox" if outbox is not None else "--state-dir"
+        err.print(f"[red]{option}: {path} does not exist (no run has used it yet)[/red]", highlight=False)
         raise typer.Exit(2)
     box = Outbox(path)
     try:
@@ -454,12 +456,89 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
     )
 
 
+def _flags_show_no_type() -> None:
+    """Typer 0.29's rich help gives every option a type column, flags included (`--json <bool>`, `--help <bool>`),
+    as if they took a value; a flag takes none, so its column stays empty, as in Typer's plain help."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+def _case_database(state_dir: Path | None, database_url: str | None) -> tuple[Path, str] | None:
+    """The SQLite file a service command opens and where its folder was named; None for a server database (or
+    settings the command itself will refuse)."""
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    given: dict[str, object] = {"database_url": database_url} if database_url is not None else {}
+    if state_dir is not None:
+        given["state_dir"] = state_dir
+    try:
+        settings = ServiceSettings.model_validate(given)
+    except ValidationError:
+        return None
+    if settings.database_url:
+        return None
+    named = "--state-dir" if state_dir is not None else "STREETWATCH_STATE_DIR or the default --state-dir"
+    return settings.state_dir / "streetwatch.db", named
+
+
+def _existing_state(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` (one that reads the case service's state) refuses a state dir without a case database, naming it:
+    a mistyped --state-dir must not quietly become a new, empty database."""
+
+    @functools.wraps(command)
+    def checked(**params: Any) -> None:
+        found = _case_database(params["state_dir"], params["database_url"])
+        if found is not None and not found[0].is_file():
+            database, named = found
+            where = "does not exist" if not database.parent.is_dir() else "holds no case database (streetwatch.db)"
+            err.print(
+                f"[red]{named}: {database.parent} {where}; give the folder that `streetwatch serve` or "
+                "`streetwatch run` uses[/red]",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        command(**params)
+
+    return checked
+
+
+def _new_state_said(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` (one that may start a case database, e.g. the first key of a deployment) says when it did, so a
+    mistyped --state-dir shows."""
+
+    @functools.wraps(command)
+    def said(**params: Any) -> None:
+        found = _case_database(params["state_dir"], params["database_url"])
+        new = found is not None and not found[0].is_file()
+        command(**params)
+        if found is not None and new:
+            err.print(f"[yellow]{found[1]}: created a new case database in {found[0].parent}[/yellow]", highlight=False)
+
+    return said
+
+
 def _register() -> None:
     from detector.cli import register as register_detector
     from service.cli import register as register_service
 
     register_service(app)
+    # The service's commands are its own (service/cli.py); what the operator meant by a state dir is decided here.
+    guards = {"cases": _existing_state, "list": _existing_state, "revoke": _existing_state, "create": _new_state_said}
+    (keys,) = (group.typer_instance for group in app.registered_groups if group.name == "keys")
+    assert keys is not None
+    for info in [*app.registered_commands, *keys.registered_commands]:
+        if info.name in guards and info.callback is not None:
+            info.callback = guards[info.name](info.callback)
     register_detector(app)
 
 
+_flags_show_no_type()
 _register()
