@@ -35,9 +35,16 @@ def test_an_api_key_without_an_api_is_refused(tmp_path: Path, env: dict[str, str
     assert not (tmp_path / "s").exists()  # refused before anything was created
 
 
-def test_export_names_its_formats() -> None:
-    code, output = invoke("export", "--format", "tflite")
-    assert code == 2 and "'tflite' is not one of 'onnx', 'openvino'" in output
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["export", "--format", "tflite"], "'tflite' is not one of 'onnx', 'openvino'"),
+        (["build-dataset", "recipe.yaml", "--format", "png"], "'png' is not one of 'jpg', 'webp'"),
+    ],
+)
+def test_a_format_option_names_its_choices(args: list[str], expected: str) -> None:
+    code, output = invoke(*args)
+    assert code == 2 and expected in output
 
 
 @pytest.mark.parametrize(
