@@ -101,15 +101,19 @@ class CaseClient:
         raise DeliveryError(f"case service answered {resp.status_code}")
 
     def ping(self) -> None:
-        """Whether the service answers at all (`GET /healthz`, any status); raises DeliveryError when it does not.
+        """Whether the case service answers at all; raises DeliveryError when it does not.
 
-        A short timeout: this only asks whether anything is there, and the caller's bound on waiting for an answer
-        should not be overrun by one silent host.
+        `GET /healthz` answers 200, or 503 while its database is down: either is the case service answering.
+        Anything else (a 404 from a wrong base URL, a proxy's 502) is not, yet. A short timeout: this only asks
+        whether the service is there, and the caller's bound on waiting for it should not be overrun by one
+        silent host.
         """
         try:
-            self._http.get("/healthz", timeout=5.0)
+            resp = self._http.get("/healthz", timeout=5.0)
         except httpx.TransportError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code not in (200, 503):
+            raise DeliveryError(f"GET {resp.url} answered {resp.status_code}, not the case service's health check")
 
 
 def _detail(resp: httpx.Response) -> str:

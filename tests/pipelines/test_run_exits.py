@@ -97,17 +97,22 @@ def test_a_wrong_key_ends_the_run_and_a_flush_with_the_right_one_delivers(
     assert [c.camera_id for c in service.cases()] == ["cam-1"]
 
 
+@pytest.mark.parametrize("where", ["dead port", "wrong path"])
 def test_a_service_that_never_answers_ends_the_run_after_the_configured_bound(
-    tmp_path: Path, street: MjpegCamera
+    tmp_path: Path, street: MjpegCamera, service: ServiceProcess, where: str
 ) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+    if where == "dead port":
+        api, why = f"http://127.0.0.1:{free_port()}", "ConnectError"
+    else:  # something answers there, but not the case service
+        service.start()
+        api, why = f"{service.url}/cases", f"GET {service.url}/cases/healthz answered 404"
     config = write_config(tmp_path, [{"id": "cam-live", "source": street.url}], service_timeout_s=3)
 
-    run = streetwatch("run", str(config), "--api", dead, "--api-key", "sw_x", "--state-dir", str(tmp_path / "s"))
+    run = streetwatch("run", str(config), "--api", api, "--api-key", "sw_x", "--state-dir", str(tmp_path / "s"))
 
     assert run.returncode == 1, run.stderr
     line = last_line(run.stderr)
-    assert line.startswith(f"error: the case service at {dead} never answered (ConnectError")
+    assert line.startswith(f"error: the case service at {api} never answered ({why}")
     assert "a run waits pipeline.service_timeout_s = 3 s for it" in line
 
 

@@ -3,6 +3,7 @@ does not fail `run` over a missing video, a dead stream or a missing model."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def check_config(config: dict[str, Any], tmp_path: Path, *args: str) -> subproce
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "400", "HOME": str(tmp_path)},
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("STREETWATCH_")}, "COLUMNS": "400"},
         check=False,
     )
 
