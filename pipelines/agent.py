@@ -98,7 +98,8 @@ def flush_outbox(
 ) -> tuple[int, DeliveryError | None]:
     """Deliver what waits in the outbox at `outbox_path` to the case API, for at most `timeout_s`.
 
-    Returns how many cases are still waiting and, when delivery stopped early, why (as `AgentOutcome`).
+    Returns how many cases are still waiting and, when delivery stopped early, why (as in
+    `AgentOutcome.delivery_failure`).
     """
     outbox = Outbox(outbox_path)
     client = CaseClient(api_url, api_key)

@@ -243,7 +243,10 @@ def _delivery_failure(
     resend = f"streetwatch outbox --flush {where}" + ("" if embedded else f" --api {url} --api-key KEY")
     kept = f"{left} undelivered cases are kept in the outbox, none is lost"
     if isinstance(error, AgentRefusedError):
-        return f"{error} at {url}: the key is wrong or revoked; {kept}; with a valid agent key, run `{resend}`"
+        return (
+            f"{error} at {url}: the key is wrong, revoked or not an agent key; {kept}; with a valid agent key, "
+            f"run `{resend}`"
+        )
     bound = cfg.pipeline.service_timeout_s
     return (
         f"the case service at {url} never answered ({error}; a run waits pipeline.service_timeout_s = {bound:g} s "
@@ -414,7 +417,9 @@ def _flush(path: Path, state_dir: Path, api: str | None, api_key: str | None, ti
         return None
     kept = f"{left} undelivered cases are kept in the outbox, none is lost"
     if isinstance(error, AgentRefusedError):
-        return f"{error} at {url}: the key is wrong or revoked; {kept}; run again with a valid agent key"
+        return (
+            f"{error} at {url}: the key is wrong, revoked or not an agent key; {kept}; run again with a valid agent key"
+        )
     return f"the case service at {url} never answered within --timeout ({timeout_s:g} s): {error}; {kept}"
 
 
