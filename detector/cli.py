@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,13 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_STATE = Path("streetwatch-data")
+
+
+class ImageFormat(StrEnum):
+    """What build-dataset can re-encode images as."""
+
+    JPG = "jpg"
+    WEBP = "webp"
 
 
 DataRoot = Annotated[Path, typer.Option(help="Folder holding the source datasets.")]
@@ -38,9 +46,6 @@ def _build(
     from detector.dataset import build_dataset
     from detector.recipes import RecipeError, load_mix
 
-    if image_format not in (None, "jpg", "webp"):
-        err.print(f"[red]--format must be jpg or webp, not {image_format}[/red]")
-        raise typer.Exit(2)
     target = out or state_dir / "datasets" / recipe.stem
     try:
         mix, sources = load_mix(recipe)
@@ -81,7 +86,9 @@ def build_dataset_command(
     out: Annotated[Path | None, typer.Option(help="Output folder; default STATE_DIR/datasets/RECIPE.")] = None,
     state_dir: Annotated[Path, typer.Option(help="streetwatch's working folder.")] = DEFAULT_STATE,
     max_side: Annotated[int | None, typer.Option(min=32, help="Re-encode images down to this longest side.")] = None,
-    image_format: Annotated[str | None, typer.Option("--format", help="Re-encode as jpg or webp.")] = None,
+    image_format: Annotated[
+        ImageFormat | None, typer.Option("--format", help="Re-encode images in this format.")
+    ] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality when re-encoding.")] = 90,
 ) -> None:
     """Assemble a merged YOLO dataset in the taxonomy from the source datasets (never inside the repo)."""

@@ -6,11 +6,12 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from pipelines.delivery import CaseClient
+from pipelines.delivery import CaseClient, DeliveryError
 from pipelines.metrics import PipelineMetrics
 from pipelines.outbox import Outbox, OutboxSender
 from pipelines.runner import BatchDetector, Pipeline, RunStats, utc_now
@@ -34,6 +35,17 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentOutcome:
+    """What a run did, what it left in the outbox, and why delivery stopped early if it did."""
+
+    stats: RunStats
+    left: int
+    """Cases still in the outbox (the next start, or `streetwatch outbox --flush`, sends them)."""
+    delivery_failure: DeliveryError | None
+    """AgentRefusedError when the service refused the key; another DeliveryError when it never answered."""
+
+
 def run_agent(
     config: StreetwatchConfig,
     *,
@@ -45,12 +57,12 @@ def run_agent(
     metrics_port: int | None = None,
     clock: Callable[[], datetime] = utc_now,
     on_frame: Callable[[Frame], object] | None = None,
-) -> tuple[RunStats, int]:
+) -> AgentOutcome:
     """Run the cameras of `config` and deliver their cases through the outbox to the case API at `api_url`.
 
     Cases an earlier run left in the outbox are sent first. When the cameras end (files) or `stop` is set,
-    delivery goes on for up to `pipeline.flush_timeout_s`. Returns the run's stats and how many cases are
-    still in the outbox (sent on the next start).
+    delivery goes on for up to `pipeline.flush_timeout_s`. When the service refuses the key, or has not answered
+    once within `pipeline.service_timeout_s`, the cameras stop at once and the cases stay in the outbox.
     """
     settings = config.pipeline
     metrics = PipelineMetrics()
@@ -58,7 +70,14 @@ def run_agent(
     server = metrics.serve(port, settings.metrics_host) if port is not None else None
     outbox = Outbox(outbox_path)
     client = CaseClient(api_url, api_key)
-    sender = OutboxSender(outbox, client, metrics=metrics, backoff_max_s=settings.delivery_backoff_max_s)
+    sender = OutboxSender(
+        outbox,
+        client,
+        metrics=metrics,
+        backoff_max_s=settings.delivery_backoff_max_s,
+        answer_within_s=settings.service_timeout_s,
+        on_failure=stop.set,
+    )
     try:
         sender.start()
         pipeline = Pipeline(
@@ -71,4 +90,24 @@ def run_agent(
         outbox.close()
         if server is not None:
             server.close()
-    return stats, left
+    return AgentOutcome(stats, left, sender.failure)
+
+
+def flush_outbox(
+    outbox_path: Path, *, api_url: str, api_key: str, timeout_s: float
+) -> tuple[int, DeliveryError | None]:
+    """Deliver what waits in the outbox at `outbox_path` to the case API, for at most `timeout_s`.
+
+    Returns how many cases are still waiting and, when delivery stopped early, why (as in
+    `AgentOutcome.delivery_failure`).
+    """
+    outbox = Outbox(outbox_path)
+    client = CaseClient(api_url, api_key)
+    sender = OutboxSender(outbox, client, metrics=PipelineMetrics(), answer_within_s=timeout_s)
+    try:
+        sender.start()
+        left = sender.close(timeout_s)
+    finally:
+        client.close()
+        outbox.close()
+    return left, sender.failure

@@ -10,9 +10,12 @@ import httpx
 from service.schemas import CaseIn
 from streetwatch.core import DraftCase, EvidenceImage
 
-#: Answers about the agent or the endpoint rather than the case (a wrong or revoked key, a wrong URL), or about
-#: the moment (timeout, rate limit): the same case may be accepted later, once an operator has fixed the cause.
-RETRY_STATUSES: Final = frozenset({401, 403, 404, 408, 429})
+#: Answers about the endpoint rather than the case (a wrong URL, a proxy in front of a service that is starting), or
+#: about the moment (timeout, rate limit): the same case may be accepted later.
+RETRY_STATUSES: Final = frozenset({404, 408, 429})
+#: Answers about the agent itself (a wrong or revoked key, a key without the agent role): no case can arrive until an
+#: operator fixes the key, so retrying only hides the problem.
+REFUSED_STATUSES: Final = frozenset({401, 403})
 
 
 class CaseRejectedError(RuntimeError):
@@ -21,6 +24,11 @@ class CaseRejectedError(RuntimeError):
 
 class DeliveryError(ConnectionError):
     """A case did not arrive this time (no connection, 5xx, or one of RETRY_STATUSES); a later try may succeed."""
+
+
+class AgentRefusedError(DeliveryError):
+    """The case service refused the agent's API key (401/403): the case is fine, but nothing arrives until an
+    operator fixes the key."""
 
 
 def case_payload(draft: DraftCase) -> CaseIn:
@@ -86,7 +94,32 @@ class CaseClient:
         if resp.status_code in (200, 201):
             body: dict[str, Any] = resp.json()
             return body
+        if resp.status_code in REFUSED_STATUSES:
+            raise AgentRefusedError(f"the case service refused the API key ({resp.status_code}: {_detail(resp)})")
         if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
             raise CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
-        hint = " (check the agent's API key)" if resp.status_code in (401, 403) else ""
-        raise DeliveryError(f"case service answered {resp.status_code}{hint}")
+        raise DeliveryError(f"case service answered {resp.status_code}")
+
+    def ping(self) -> None:
+        """Whether the case service answers at all; raises DeliveryError when it does not.
+
+        `GET /healthz` answers 200, or 503 while its database is down: either is the case service answering.
+        Anything else (a 404 from a wrong base URL, a proxy's 502) is not, yet. A short timeout: this only asks
+        whether the service is there, and the caller's bound on waiting for it should not be overrun by one
+        silent host.
+        """
+        try:
+            resp = self._http.get("/healthz", timeout=5.0)
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code not in (200, 503):
+            raise DeliveryError(f"GET {resp.url} answered {resp.status_code}, not the case service's health check")
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The `detail` of the service's JSON error, or the start of whatever else it answered."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200] or resp.reason_phrase
+    return str(body.get("detail", body))[:200] if isinstance(body, dict) else str(body)[:200]

@@ -4,6 +4,10 @@ A sender thread delivers what the outbox holds, oldest first, and backs off whil
 start it finds whatever an earlier run left, so a crash or a restart loses no case; the Idempotency-Key (the
 violation key) makes a case that did arrive before the crash harmless to send again. A case the service refuses
 for good (4xx) is kept aside in the `rejected` state, logged, and never retried.
+
+Two answers stop the sender instead of being waited out, because only an operator can fix them: the service
+refusing the agent's key (401/403), and a service that has not answered once within `answer_within_s` of the
+start (a wrong URL or a service that is not running). The cases stay in the outbox either way.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.delivery import CaseRejectedError, DeliveryError, OutgoingCase
+from pipelines.delivery import AgentRefusedError, CaseRejectedError, DeliveryError, OutgoingCase
 from pipelines.metrics import PipelineMetrics
 from streetwatch.core import DraftCase, EvidenceImage
 
@@ -170,7 +174,12 @@ class CaseSink(Protocol):
     """Where the sender delivers to (the case service's client)."""
 
     def send(self, case: OutgoingCase) -> dict[str, Any]:
-        """Deliver once; raise CaseRejectedError (for good) or DeliveryError (try again later)."""
+        """Deliver once; raise CaseRejectedError (for good), AgentRefusedError (the key) or DeliveryError (try
+        again later)."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the service answers at all; raise DeliveryError when it does not."""
         ...
 
 
@@ -179,7 +188,8 @@ class OutboxSender:
 
     `submit` stores a draft case before it returns, so a case the pipeline raised is never only in memory.
     `close(flush_timeout_s)` keeps delivering until the outbox is empty or the time is up; what is left stays on
-    disk for the next start.
+    disk for the next start. When the service refuses the key, or has not answered once within `answer_within_s`,
+    the sender stops, records why in `failure` and calls `on_failure` (the agent stops its cameras then).
     """
 
     def __init__(
@@ -190,12 +200,21 @@ class OutboxSender:
         metrics: PipelineMetrics,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 60.0,
+        answer_within_s: float = float("inf"),
+        on_failure: Callable[[], object] | None = None,
     ) -> None:
         self.outbox = outbox
         self._sink = sink
         self._metrics = metrics
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.answer_within_s = answer_within_s
+        self.failure: DeliveryError | None = None
+        """Why delivery stopped for good: AgentRefusedError (the key), or the last DeliveryError of a service
+        that never answered."""
+        self._on_failure = on_failure
+        self._answered = False
+        self._started = 0.0
         self._wake = threading.Event()  # a new case, or closing
         self._interrupt = threading.Event()  # closing: cut a backoff wait short
         self._closing = threading.Event()
@@ -208,6 +227,7 @@ class OutboxSender:
         self._metrics.outbox_depth.set(left)
         if left:
             log.info("outbox %s: %d cases from an earlier run will be sent again", self.outbox.path, left)
+        self._started = time.monotonic()
         self._thread.start()
 
     def submit(self, draft: DraftCase) -> None:
@@ -217,7 +237,11 @@ class OutboxSender:
         self._wake.set()
 
     def close(self, flush_timeout_s: float) -> int:
-        """Deliver what can be delivered within `flush_timeout_s`, then stop; returns how many cases are left."""
+        """Deliver what can be delivered within `flush_timeout_s`, then stop; returns how many cases are left.
+
+        A service that did not answer once before the end counts as a failure, as it would have at
+        `answer_within_s`.
+        """
         self._deadline = time.monotonic() + flush_timeout_s
         self._closing.set()
         self._wake.set()
@@ -225,7 +249,7 @@ class OutboxSender:
         # A send in flight may take up to the client's own timeout to give up.
         self._thread.join(timeout=flush_timeout_s + 60)
         left = self.outbox.pending_count()
-        if left:
+        if left and self.failure is None:
             log.warning(
                 "outbox %s: %d cases not delivered yet; they are sent on the next start", self.outbox.path, left
             )
@@ -233,16 +257,30 @@ class OutboxSender:
 
     def _run(self) -> None:
         delay = self.backoff_initial_s
+        last_error: DeliveryError | None = None
         while not (self._closing.is_set() and time.monotonic() >= self._deadline):
             try:
+                if self._closing.is_set() and self.outbox.pending_count() == 0:
+                    break
+                if not self._answered:
+                    self._sink.ping()
+                    self._answered = True
                 case = self.outbox.next_pending()
                 if case is None:
-                    if self._closing.is_set():
-                        return
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
                 delivered = self._deliver(case)
+            except AgentRefusedError as exc:
+                self._fail(exc)
+                return
+            except DeliveryError as exc:  # only the ping raises it: the service has not answered yet
+                last_error = exc
+                if time.monotonic() - self._started >= self.answer_within_s:
+                    self._fail(exc)
+                    return
+                log.warning("case service does not answer yet (%s); cases wait in the outbox", exc)
+                delivered = False
             except sqlite3.Error:
                 log.exception("outbox %s: could not be read or updated", self.outbox.path)
                 delivered = False
@@ -251,9 +289,18 @@ class OutboxSender:
                 delay = self.backoff_initial_s
                 continue
             # New cases do not cut a backoff short (that would hammer a service that is down); closing does.
-            self._interrupt.wait(max(0.0, min(delay, self._deadline - time.monotonic())))
+            until = self._deadline if self._answered else min(self._deadline, self._started + self.answer_within_s)
+            self._interrupt.wait(max(0.0, min(delay, until - time.monotonic())))
             self._interrupt.clear()
             delay = min(2 * delay, self.backoff_max_s)
+        if not self._answered and last_error is not None:
+            self._fail(last_error)  # the run ended before the bound, without one answer
+
+    def _fail(self, error: DeliveryError) -> None:
+        self.failure = error
+        log.error("outbox %s: delivery stopped: %s", self.outbox.path, error)
+        if self._on_failure is not None:
+            self._on_failure()
 
     def _deliver(self, case: OutgoingCase) -> bool:
         """Send one case; False when the service could not take it now (the caller backs off)."""
@@ -264,6 +311,9 @@ class OutboxSender:
             self._metrics.cases_rejected.inc()
             log.error("camera %s: case %s rejected; kept aside in the outbox: %s", case.camera_id, case.key, exc)
             return True
+        except AgentRefusedError as exc:
+            self.outbox.record_failure(case.key, str(exc))
+            raise
         except DeliveryError as exc:
             self.outbox.record_failure(case.key, str(exc))
             log.warning("camera %s: case %s not delivered yet (%s); will retry", case.camera_id, case.key, exc)

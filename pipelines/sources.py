@@ -296,6 +296,21 @@ def open_source(
     return LiveSource(camera, settings, clock=clock, metrics=metrics)
 
 
+def probe_source(source: str | int, *, timeout_s: float) -> None:
+    """Open a source and decode one frame, as a run would first do; raises SourceError saying what failed.
+
+    A stream gets `timeout_s` to connect and to send its first frame (FFmpeg's own timeouts), so a dead camera
+    fails the probe instead of blocking it.
+    """
+    cap = _open(source, timeout_s=timeout_s)
+    try:
+        ok, image = cap.read()
+    finally:
+        cap.release()
+    if not ok or image is None:
+        raise SourceError(f"{redacted(source)} opened but no frame could be decoded")
+
+
 def file_duration_s(source: str | int) -> float | None:
     """A video file's length in seconds from its header, or None where it has none (or is no file)."""
     if not is_file_source(source) or not Path(str(source)).is_file():

@@ -254,6 +254,13 @@ class PipelineConfig(_Strict):
     flush_timeout_s: float = Field(
         default=30.0, ge=0, description="At shutdown, how long to keep delivering; what is left is sent next start."
     )
+    service_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a run waits for the case service's first answer; a service that has not answered by "
+        "then stops the run with an error (its cases stay in the outbox). Outages after a first answer are waited "
+        "out.",
+    )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port; default: no endpoint."
     )

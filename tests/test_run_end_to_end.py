@@ -69,4 +69,5 @@ def test_missing_video_is_reported_by_camera(tmp_path: Path, runtime_dir: Path) 
     config = {"cameras": [{"id": "cam-gone", "source": "nowhere.mp4", "zones": []}]}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     result = CliRunner().invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--state-dir", str(tmp_path / "s")])
+    assert result.exit_code == 1
     assert "camera cam-gone failed" in result.output and "nowhere.mp4 does not exist" in result.output

@@ -29,7 +29,7 @@ def main() -> None:
     prepare_runtime(args.state_dir)
     stop = threading.Event()
     stop_on_signals(stop)
-    stats, left = run_agent(
+    outcome = run_agent(
         load_config(args.config),
         detector=ColourDetector(),
         api_url=args.api,
@@ -38,8 +38,9 @@ def main() -> None:
         stop=stop,
         metrics_port=args.metrics_port,
     )
-    outcome = {"cases_raised": stats.cases_raised, "reconnects": stats.reconnects, "left": left}
-    sys.stdout.write(json.dumps(outcome) + "\n")
+    stats = outcome.stats
+    summary = {"cases_raised": stats.cases_raised, "reconnects": stats.reconnects, "left": outcome.left}
+    sys.stdout.write(json.dumps(summary) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ STREETWATCH = str(Path(sys.executable).parent / "streetwatch")
 AGENT = str(Path(__file__).with_name("agent_main.py"))
 
 
-def _env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     # The service reads STREETWATCH_* settings; none from the test's own environment may leak in.
     return {k: v for k, v in os.environ.items() if not k.startswith("STREETWATCH_")}
 
@@ -44,7 +44,7 @@ class ServiceProcess:
             capture_output=True,
             text=True,
             check=True,
-            env=_env(),
+            env=clean_env(),
         )
         return out.stdout.strip().splitlines()[-1]
 
@@ -54,7 +54,7 @@ class ServiceProcess:
             [STREETWATCH, "serve", "--state-dir", str(self.state_dir), "--port", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env=clean_env(),
         )
         wait_until(self._healthy, 60, "the case service to answer /healthz")
 
@@ -102,7 +102,7 @@ class AgentProcess:
 
     def start(self) -> None:
         log = self.log_path.open("a", encoding="utf-8")
-        self._proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=_env())
+        self._proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=clean_env())
         wait_until(self._serving_metrics, 60, "the agent's metrics endpoint")
 
     def _serving_metrics(self) -> bool:

@@ -4,12 +4,13 @@ and a case the service refuses is kept aside instead of retried forever."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from pipeline_helpers import ServiceThread, draft, free_port, wait_until
 
-from pipelines.delivery import CaseClient, CaseRejectedError, DeliveryError, OutgoingCase
+from pipelines.delivery import AgentRefusedError, CaseClient, CaseRejectedError, DeliveryError, OutgoingCase
 from pipelines.metrics import PipelineMetrics
 from pipelines.outbox import Outbox, OutboxSender
 
@@ -57,7 +58,7 @@ def test_the_client_classifies_what_the_service_answers(service: ServiceThread) 
         with pytest.raises(CaseRejectedError, match="415"):
             client.send(OutgoingCase.of(draft("k2", evidence=b"not an image")))
         # A wrong key is the agent's problem, not the case's: the case waits until the key is fixed.
-        with pytest.raises(DeliveryError, match="401 \\(check the agent's API key\\)"):
+        with pytest.raises(AgentRefusedError, match="refused the API key \\(401: "):
             CaseClient(service.url, "sw_wrong").send(OutgoingCase.of(draft("k3")))
         service.stop()
         with pytest.raises(DeliveryError, match="ConnectError"):
@@ -75,7 +76,9 @@ def sender(outbox: Outbox, url: str, metrics: PipelineMetrics) -> tuple[OutboxSe
     return OutboxSender(outbox, client, metrics=metrics, backoff_initial_s=0.05, backoff_max_s=0.4), client
 
 
-def test_cases_wait_out_an_outage_and_each_arrives_once(tmp_path: Path, service: ServiceThread) -> None:
+def test_cases_wait_out_an_outage_and_each_arrives_once(
+    tmp_path: Path, service: ServiceThread, caplog: pytest.LogCaptureFixture
+) -> None:
     metrics = PipelineMetrics()
     outbox = Outbox(tmp_path / "outbox.db")
     send, client = sender(outbox, service.url, metrics)
@@ -83,7 +86,7 @@ def test_cases_wait_out_an_outage_and_each_arrives_once(tmp_path: Path, service:
     try:
         for i in range(3):
             send.submit(draft(f"k{i}", box=(0.1 * i, 0.5, 0.1 * i + 0.05, 0.6)))
-        wait_until(lambda: outbox.next_pending() is not None and _attempts(outbox) >= 2, 10, "retries while down")
+        wait_until(lambda: caplog.text.count("case service does not answer yet") >= 2, 10, "retries while down")
         assert outbox.pending_count() == 3 and sample(metrics, "streetwatch_outbox_depth") == 3
         service.start()
         wait_until(lambda: outbox.pending_count() == 0, 15, "the outbox to drain once the service is up")
@@ -138,7 +141,32 @@ def test_a_refused_case_is_kept_aside_and_not_retried(tmp_path: Path, service: S
     service.stop()
 
 
-def _attempts(outbox: Outbox) -> int:
-    with sqlite3.connect(outbox.path) as db:
-        (n,) = db.execute("SELECT min(attempts) FROM cases").fetchone()
-    return int(n or 0)
+def test_a_refused_key_stops_the_sender_and_keeps_the_case(tmp_path: Path, service: ServiceThread) -> None:
+    service.start()
+    outbox = Outbox(tmp_path / "outbox.db")
+    client = CaseClient(service.url, "sw_wrong", timeout_s=5)
+    stopped = threading.Event()
+    send = OutboxSender(outbox, client, metrics=PipelineMetrics(), backoff_initial_s=0.05, on_failure=stopped.set)
+    send.start()
+    send.submit(draft("k1"))
+    assert stopped.wait(10), "the sender went on after a 401"
+    assert send.close(flush_timeout_s=5) == 1
+    client.close()
+    assert isinstance(send.failure, AgentRefusedError) and outbox.rejected() == []
+    outbox.close()
+    service.stop()
+
+
+def test_a_service_that_never_answers_stops_the_sender_at_its_bound(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    client = CaseClient(f"http://127.0.0.1:{free_port()}", KEY, timeout_s=5)
+    stopped = threading.Event()
+    send = OutboxSender(
+        outbox, client, metrics=PipelineMetrics(), backoff_initial_s=0.05, answer_within_s=1, on_failure=stopped.set
+    )
+    send.start()  # nothing to send: the bound holds for the service itself, not only for cases
+    assert stopped.wait(10), "the sender kept waiting for a service that never answered"
+    assert send.close(flush_timeout_s=5) == 0
+    client.close()
+    outbox.close()
+    assert type(send.failure) is DeliveryError and "ConnectError" in str(send.failure)
