@@ -25,14 +25,16 @@ from service.settings import ServiceSettings
 
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Folder of the embedded database and evidence [default: ./streetwatch-data]."),
+    typer.Option(
+        "--state-dir", help="Folder of the embedded database and evidence.", show_default="./streetwatch-data"
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="SQLAlchemy URL of the case database, e.g. postgresql+psycopg://user:pw@host/db [default: SQLite "
-        "in the state dir].",
+        help="SQLAlchemy URL of the case database, e.g. postgresql+psycopg://user:pw@host/db.",
+        show_default="SQLite in the state dir",
     ),
 ]
 
@@ -83,7 +85,7 @@ def serve(
 def keys_create(
     role: Annotated[Role, typer.Option(help="agent (posts cases), reviewer (reads, decides) or admin (all).")],
     name: Annotated[
-        str | None, typer.Option(help="Who holds the key, for the audit trail [default: ROLE-key].")
+        str | None, typer.Option(help="Who holds the key, for the audit trail.", show_default="ROLE-key")
     ] = None,
     state_dir: StateDir = None,
     database_url: DatabaseUrl = None,

@@ -129,8 +129,10 @@ def test_every_option_is_described_and_flags_show_no_value(tmp_path: Path, name:
 
 
 @pytest.mark.slow
-def test_help_shows_the_defaults_of_run_and_outbox(tmp_path: Path) -> None:
+def test_help_shows_the_defaults_of_run_outbox_and_keys(tmp_path: Path) -> None:
     run = streetwatch("run", "--help", cwd=tmp_path).stdout
     assert "[default: (STATE_DIR/outbox.db)]" in run and "[default: (on a terminal)]" in run
     outbox = streetwatch("outbox", "--help", cwd=tmp_path).stdout
     assert "[default: 60.0]" in outbox and "[default: streetwatch-data]" in outbox
+    keys = streetwatch("keys", "create", "--help", cwd=tmp_path).stdout
+    assert "[default: (ROLE-key)]" in keys and "[default: (./streetwatch-data)]" in keys
