@@ -18,6 +18,7 @@ from typing import Final
 
 import cv2
 
+from pipelines.decode import DecodeError, Sampler, due_frames
 from pipelines.metrics import PipelineMetrics
 from pipelines.recording import container_created_at
 from streetwatch.config import CameraConfig, PipelineConfig, SourceKind, source_kind
@@ -42,23 +43,6 @@ def redacted(source: str | int) -> str:
 def is_file_source(source: str | int) -> bool:
     """A local file (ends when the file ends), as opposed to a stream or device (runs until stopped)."""
     return source_kind(source) is SourceKind.FILE
-
-
-class Sampler:
-    """Decides which frames are due: one every `every_s` seconds of stream time, without drift."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._next: float | None = None
-
-    def due(self, timestamp_s: float) -> bool:
-        """Whether the frame at `timestamp_s` should be analysed (the first frame always is)."""
-        if self._next is not None and timestamp_s < self._next - 1e-6:
-            return False
-        self._next = (self._next if self._next is not None else timestamp_s) + self.every_s
-        while self._next <= timestamp_s + 1e-6:
-            self._next += self.every_s
-        return True
 
 
 def _open(source: str | int, *, timeout_s: float = 10.0) -> cv2.VideoCapture:
@@ -87,10 +71,10 @@ def _fourcc(cap: cv2.VideoCapture) -> str:
 
 
 class FileSource:
-    """Decodes a video file and yields its due frames, never dropping any.
+    """Decodes a video file and yields its due frames, never dropping any, decoding no more than they need.
 
-    Frames are grabbed (demuxed and decoded) and only the due ones are converted. The stream timestamp comes
-    from the container (`CAP_PROP_POS_MSEC`); where it gives none, the frame index over the reported fps.
+    GOPs without a due frame are skipped undecoded and the others decoded only up to their last due frame
+    (`pipelines.decode`); only due frames are converted. The stream time comes from the container's timestamps.
     `captured_at` is when the recording began plus the stream time: the camera's `recorded_at`, else the creation
     time in the file's header, else the moment the file was opened (and a header time later than that).
     """
@@ -108,26 +92,15 @@ class FileSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Due frames until the file ends or `stop` is set; raises SourceError if it cannot be opened."""
-        cap = _open(self.camera.source)
+        path = Path(str(self.camera.source))
+        if not path.is_file():
+            raise SourceError(f"video file {path} does not exist")
+        began = self._recording_began()
         try:
-            fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-            began = self._recording_began()
-            sampler = Sampler(self.camera.sample_every_s)
-            index = -1
-            while not stop.is_set() and cap.grab():
-                index += 1
-                self._decoded.inc()
-                msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-                ts = msec / 1000.0 if msec > 0 or index == 0 else (index / fps if fps > 0 else 0.0)
-                if not sampler.due(ts):
-                    continue
-                ok, image = cap.retrieve()
-                if not ok or image is None:
-                    log.warning("camera %s: frame %d could not be decoded; skipped", self.camera.id, index)
-                    continue
-                yield Frame(self.camera.id, ts, began + timedelta(seconds=ts), image)
-        finally:
-            cap.release()
+            for due in due_frames(path, self.camera.sample_every_s, stop, on_decoded=self._decoded.inc):
+                yield Frame(self.camera.id, due.timestamp_s, began + timedelta(seconds=due.timestamp_s), due.image)
+        except DecodeError as exc:
+            raise SourceError(str(exc)) from exc
 
     def _recording_began(self) -> datetime:
         if self.camera.recorded_at is not None:

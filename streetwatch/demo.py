@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,55 @@ def write_video(path: Path, segments: Sequence[tuple[npt.NDArray[np.uint8] | Non
     finally:
         writer.release()
     return path
+
+
+def encode_video(
+    path: Path,
+    frames: Iterable[npt.NDArray[np.uint8]],
+    *,
+    fps: int,
+    codec: str = "libx264",
+    keyframe_every_s: float = 2.0,
+    b_frames: int = 0,
+) -> Path:
+    """Encode BGR frames as a camera would: H.264 (`libx264`) or HEVC (`libx265`), a keyframe every
+    `keyframe_every_s` seconds (a fixed GOP, no extra keyframes at scene cuts) and `b_frames` B-frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gop = max(1, round(keyframe_every_s * fps))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{codec} is not a video codec")
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = b_frames
+        params = {"scenecut": "0", "bframes": str(b_frames), "keyint": str(gop), "min-keyint": str(gop)}
+        if codec == "libx264":
+            stream.options = {"x264-params": ":".join(f"{k}={v}" for k, v in params.items()), "preset": "veryfast"}
+        elif codec == "libx265":
+            stream.options = {"x265-params": ":".join(f"{k}={v}" for k, v in params.items()) + ":log-level=error"}
+        for image in frames:
+            if not stream.width:
+                stream.height, stream.width = image.shape[:2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def panned(
+    image: npt.NDArray[np.uint8], size: tuple[int, int], seconds: float, fps: int
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """Street content that changes every frame: a window of `size` (w, h) panning slowly across a real photo, with
+    a box driving across it."""
+    w, h = size
+    scaled = cv2.resize(image, (w * 5 // 4, h * 5 // 4))
+    n = round(seconds * fps)
+    for i in range(n):
+        x = round((scaled.shape[1] - w) * i / max(1, n - 1))
+        frame = np.ascontiguousarray(scaled[:h, x : x + w])
+        car = (i * 7) % w
+        cv2.rectangle(frame, (car, h * 3 // 4), (min(w - 1, car + w // 8), h * 3 // 4 + h // 12), (30, 30, 200), -1)
+        yield frame
 
 
 #: The kerb in bus.jpg where the bus stands, as a no-parking zone (normalised to the photo).
