@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
-from service.db import make_engine, make_sessions
+from service.db import KeyedLock, make_engine, make_sessions
 from service.deps import Clock, Services
 from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
@@ -37,7 +38,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         settings: where the data lives and how posts are merged.
         clock: wall time for `created_at` and review times; tests pass their own.
     """
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.workers)
     try:
         upgrade_engine(engine)
     except BaseException:
@@ -53,11 +54,15 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         store=LocalEvidenceStore(settings.resolved_evidence_dir),
         metrics=metrics,
         clock=clock,
+        case_posts=KeyedLock(),
         bootstrap_key_hash=None if bootstrap is None else hash_key(bootstrap.get_secret_value()),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes, dependencies and middleware all run on this event loop's default thread pool: as many
+        # threads as the pool has connections.
+        current_default_thread_limiter().total_tokens = settings.workers
         yield
         engine.dispose()
 
