@@ -179,7 +179,7 @@ class ReviewOut(BaseModel):
 
 
 class CaseOut(BaseModel):
-    """A case as the service returns it; `merged` is true when a post was folded into this existing case."""
+    """A case as the service returns it to reviewers."""
 
     id: int
     status: CaseStatus
@@ -199,7 +199,25 @@ class CaseOut(BaseModel):
     reviewed_at: datetime | None = None
     evidence: list[EvidenceOut] = Field(default_factory=list)
     reviews: list[ReviewOut] = Field(default_factory=list)
-    merged: bool = False
+
+
+class PostResult(StrEnum):
+    """What a case post did."""
+
+    CREATED = "created"
+    MERGED = "merged"
+    REPLAYED = "replayed"
+
+
+class CasePosted(BaseModel):
+    """The answer to an agent's case post: only what the agent needs, never the case's review state."""
+
+    id: int = Field(description="The case the post was recorded in.")
+    outcome: PostResult = Field(
+        description="created: a new draft case (201); merged: a re-sighting folded into an open case (200); "
+        "replayed: this agent posted the same Idempotency-Key before, nothing new was recorded (200)."
+    )
+    sightings: int = Field(description="How many sightings the case counts now.")
 
 
 class CasePage(BaseModel):
