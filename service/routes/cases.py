@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Form, Header, HTTPException, Path, Query, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service import crud
@@ -58,6 +58,15 @@ def _invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
+class CaseForm(BaseModel):
+    """The multipart body of a case post; any other part is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case: str = Field(description="The case as JSON (see CaseIn).")
+    evidence: list[UploadFile] = Field(min_length=1, description="One or more JPEG or PNG images.")
+
+
 @router.post(
     "",
     status_code=201,
@@ -69,8 +78,7 @@ async def create_case(
     response: Response,
     agent: AgentDep,
     services: ServicesDep,
-    case: Annotated[str, Form(description="The case as JSON (see CaseIn).")],
-    evidence: Annotated[list[UploadFile], File(description="One or more JPEG or PNG images.")],
+    form: Annotated[CaseForm, Form(media_type="multipart/form-data")],
     idempotency_key: Annotated[
         str,
         Header(
@@ -85,7 +93,7 @@ async def create_case(
     The answer names the case and what the post did, nothing of its review: an agent reads no case.
     """
     try:
-        case_in = CaseIn.model_validate_json(case)
+        case_in = CaseIn.model_validate_json(form.case)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", "case", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
@@ -94,7 +102,7 @@ async def create_case(
     if case_in.detected_at > now + timedelta(seconds=services.settings.clock_skew_s):
         # A camera with its clock ahead would pin its cases to the top of every queue.
         raise _invalid(("body", "case", "detected_at"), f"is in the future (this service's clock: {now.isoformat()})")
-    images = await run_in_threadpool(_read_images, evidence, limit=services.settings.max_evidence_bytes)
+    images = await run_in_threadpool(_read_images, form.evidence, limit=services.settings.max_evidence_bytes)
     post = _Post(services, agent, case_in, idempotency_key, now)
     try:
         outcome = await run_in_threadpool(post.replay)
@@ -212,7 +220,15 @@ def list_cases(
     since: Annotated[Time | None, Query(description="Detected at or after (ISO 8601 with zone).")] = None,
     until: Annotated[Time | None, Query(description="Detected before (ISO 8601 with zone).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern="^[A-Za-z0-9_-]+$",
+            description="`next_cursor` of the previous page (a cursor this service did not issue is a 422).",
+        ),
+    ] = None,
 ) -> CasePage:
     """Cases newest first (by detection time); follow `next_cursor` for the next page."""
     rows, position = crud.list_cases(

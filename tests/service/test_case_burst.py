@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,14 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from case_helpers import bearer, case_body, jpeg, multipart
+from case_helpers import bearer, case_body, jpeg, multipart, serve
 
 from service import crud
 from service.admin import open_database, stored_cases
 from service.schemas import Role
 from service.settings import ServiceSettings
 
-STREETWATCH = str(Path(sys.executable).parent / "streetwatch")
 AGENTS = 200
 #: Every post is retried once with its key (a lost answer), so 100 sightings arrive as 200 posts.
 SIGHTINGS = AGENTS // 2
@@ -31,45 +26,14 @@ DEADLINE_S = 30.0
 log = logging.getLogger(__name__)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(make_settings: Callable[..., ServiceSettings], tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`streetwatch serve` on the test database in a process of its own; yields its URL and an agent key."""
     settings = make_settings()
     with open_database(settings) as sessions, sessions() as session:
         _, key = crud.create_api_key(session=session, role=Role.AGENT, name="burst", now=datetime.now(UTC))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREETWATCH_")}
-    args = [STREETWATCH, "serve", "--state-dir", str(settings.state_dir), "--port", str(port)]
-    args += ["--database-url", settings.resolved_database_url]
-    with (tmp_path / "service.log").open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "service.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the case service did not answer /healthz within 60 s"
-            time.sleep(0.1)
+    with serve(settings, tmp_path / "service.log") as url:
         yield url, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _burst(url: str, key: str) -> list[tuple[int, float, str]]:
