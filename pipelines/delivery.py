@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import httpx
+from pydantic import ValidationError
 
-from service.schemas import CaseIn
+from service.schemas import CaseIn, CasePosted
 from streetwatch.core import DraftCase, EvidenceImage
 
 #: Answers about the endpoint rather than the case (a wrong URL, a proxy in front of a service that is starting), or
@@ -79,8 +80,8 @@ class CaseClient:
         """Release the HTTP connections."""
         self._http.close()
 
-    def send(self, case: OutgoingCase) -> dict[str, Any]:
-        """Deliver one case once; returns the service's JSON for it (new, repeated or merged).
+    def send(self, case: OutgoingCase) -> CasePosted:
+        """Deliver one case once; returns what the service did with it (created, merged or replayed).
 
         Raises CaseRejectedError when the service refuses it for good, DeliveryError when a retry may succeed.
         """
@@ -92,8 +93,10 @@ class CaseClient:
         except httpx.TransportError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if resp.status_code in (200, 201):
-            body: dict[str, Any] = resp.json()
-            return body
+            try:
+                return CasePosted.model_validate_json(resp.content)
+            except ValidationError as exc:
+                raise DeliveryError(f"case service answered {resp.status_code} with an unknown body: {exc}") from exc
         if resp.status_code in REFUSED_STATUSES:
             raise AgentRefusedError(f"the case service refused the API key ({resp.status_code}: {_detail(resp)})")
         if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:

@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pipelines.delivery import AgentRefusedError, CaseRejectedError, DeliveryError, OutgoingCase
 from pipelines.metrics import PipelineMetrics
+from service.schemas import CasePosted
 from streetwatch.core import DraftCase, EvidenceImage
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class Outbox:
 class CaseSink(Protocol):
     """Where the sender delivers to (the case service's client)."""
 
-    def send(self, case: OutgoingCase) -> dict[str, Any]:
+    def send(self, case: OutgoingCase) -> CasePosted:
         """Deliver once; raise CaseRejectedError (for good), AgentRefusedError (the key) or DeliveryError (try
         again later)."""
         ...
@@ -305,7 +306,7 @@ class OutboxSender:
     def _deliver(self, case: OutgoingCase) -> bool:
         """Send one case; False when the service could not take it now (the caller backs off)."""
         try:
-            body = self._sink.send(case)
+            posted = self._sink.send(case)
         except CaseRejectedError as exc:
             self.outbox.reject(case.key, str(exc))
             self._metrics.cases_rejected.inc()
@@ -320,6 +321,5 @@ class OutboxSender:
             return False
         self.outbox.acknowledge(case.key)
         self._metrics.cases_delivered.inc()
-        how = "merged into" if body.get("merged") else "stored as"
-        log.info("camera %s: case %s %s case #%s", case.camera_id, case.key, how, body.get("id"))
+        log.info("camera %s: case %s %s: case #%d", case.camera_id, case.key, posted.outcome.value, posted.id)
         return True

@@ -7,14 +7,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
-from service.db import make_engine, make_sessions
+from service.db import KeyedLock, make_engine, make_sessions
 from service.deps import Clock, Services
 from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
@@ -37,7 +40,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         settings: where the data lives and how posts are merged.
         clock: wall time for `created_at` and review times; tests pass their own.
     """
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.workers)
     try:
         upgrade_engine(engine)
     except BaseException:
@@ -53,11 +56,15 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         store=LocalEvidenceStore(settings.resolved_evidence_dir),
         metrics=metrics,
         clock=clock,
+        case_posts=KeyedLock(),
         bootstrap_key_hash=None if bootstrap is None else hash_key(bootstrap.get_secret_value()),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes, dependencies and middleware all run on this event loop's default thread pool: as many
+        # threads as the pool has connections.
+        current_default_thread_limiter().total_tokens = settings.workers
         yield
         engine.dispose()
 
@@ -80,6 +87,17 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
     app.include_router(keys.router)
     app.include_router(ops.router)
+    routes = [route for router in (cases.router, keys.router, ops.router) for route in router.routes]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)
+        # How many images a post may carry is this deployment's setting, not a constant of the code.
+        schema["components"]["schemas"]["CaseForm"]["properties"]["evidence"]["maxItems"] = settings.max_evidence_parts
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its document
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,14 +106,24 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         return JSONResponse(Problem(detail=detail, errors=errors).body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            Problem(detail=str(exc.detail)).body(),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only (POST of /api/v1/cases,
+            # not its GET); a client, and the OpenAPI document, go by all of them.
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_at(routes, request.scope))}
+        return JSONResponse(Problem(detail=str(exc.detail)).body(), status_code=exc.status_code, headers=headers)
 
     return app
+
+
+def _methods_at(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method one of `routes` answers at the request's path."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _field_error(error: dict[str, Any]) -> FieldError:

@@ -27,6 +27,12 @@ class Principal:
     name: str
     role: Role
 
+    @property
+    def idempotency_scope(self) -> str:
+        """Among whose posts an Idempotency-Key is unique: this key's, or those of any bootstrap key (an
+        embedded pipeline gets a new one per run and must still find its earlier posts)."""
+        return "bootstrap" if self.key_id is None else f"key-{self.key_id}"
+
 
 def generate_key() -> str:
     """A new random API key (256 bits of entropy)."""

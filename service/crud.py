@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.auth import Principal, generate_key, hash_key
 from service.db import begin_write
 from service.models import ApiKey, Case, Evidence, Review, Sighting
-from service.schemas import CaseIn, CaseStatus, CaseType, Decision, Role, box_iou
+from service.schemas import CaseIn, CaseStatus, CaseType, Decision, PostResult, Role, box_iou
 
 #: Where a page of `list_cases` stopped: the last case's (detected_at, id).
 Position = tuple[datetime, int]
@@ -30,15 +30,22 @@ class NewEvidence:
     size: int
 
 
+#: The idempotency scope of sightings posted before keys were scoped per API key: any agent's retry finds them.
+LEGACY_SCOPE = ""
+
+
 @dataclass(frozen=True, slots=True)
 class PostOutcome:
     """What a case post did: created a case, merged into one, or replayed an earlier post with the same key."""
 
     case: Case
-    created: bool
-    merged: bool
-    replayed: bool
+    result: PostResult
     dropped: tuple[str, ...] = ()  # digests of evidence this post took off the case (see post_case)
+
+
+def case_scope(case: CaseIn) -> str:
+    """The lock that posts which may merge into one case take: the same camera, zone and type."""
+    return f"case-scope\0{case.camera_id}\0{case.zone_id}\0{case.type.value}"
 
 
 class CaseNotFoundError(LookupError):
@@ -72,21 +79,29 @@ class CaseNotDraftError(Exception):
         super().__init__(f"case {case_id} is {status.value}; only a draft case can be reviewed")
 
 
-def find_replay(*, session: Session, idempotency_key: str, case: CaseIn, merge_iou: float) -> PostOutcome | None:
-    """The outcome of an earlier post of `case` with this key, or None; runs in a transaction of its own.
+def find_replay(
+    *, session: Session, scope: str, idempotency_key: str, case: CaseIn, merge_iou: float
+) -> PostOutcome | None:
+    """The outcome of an earlier post of `case` with this key in `scope`, or None; in a transaction of its own.
 
     Raises:
         IdempotencyConflictError: the key was first used for another violation (see `_replay`).
     """
     with session.begin():
-        return _replay(session, idempotency_key, case, merge_iou)
+        return _replay(session, scope, idempotency_key, case, merge_iou)
 
 
-def _replay(session: Session, idempotency_key: str, posted: CaseIn, merge_iou: float) -> PostOutcome | None:
-    """The earlier post with this key, if `posted` is the same violation: same camera, zone and type, and a box
-    that overlaps as a merge would need. Times, confidence and labels may differ: footage processed again
-    (another run, another model) sends the same violation with other values under the same key."""
-    sighting = session.scalars(select(Sighting).where(Sighting.idempotency_key == idempotency_key)).one_or_none()
+def _replay(session: Session, scope: str, idempotency_key: str, posted: CaseIn, merge_iou: float) -> PostOutcome | None:
+    """The earlier post with this key in `scope` (or from before keys were scoped), if `posted` is the same
+    violation: same camera, zone and type, and a box that overlaps as a merge would need. Times, confidence and
+    labels may differ: footage processed again (another run, another model) sends the same violation with other
+    values under the same key."""
+    found = session.scalars(
+        select(Sighting).where(
+            Sighting.idempotency_key == idempotency_key, Sighting.key_scope.in_((scope, LEGACY_SCOPE))
+        )
+    ).all()
+    sighting = min(found, key=lambda s: s.key_scope == LEGACY_SCOPE, default=None)  # this agent's own first
     if sighting is None:
         return None
     case = session.get_one(Case, sighting.case_id)
@@ -102,13 +117,14 @@ def _replay(session: Session, idempotency_key: str, posted: CaseIn, merge_iou: f
     ]
     if differ:
         raise IdempotencyConflictError(idempotency_key, differ)
-    return PostOutcome(case=case, created=False, merged=sighting.merged, replayed=True)
+    return PostOutcome(case=case, result=PostResult.REPLAYED)
 
 
 def post_case(
     *,
     session: Session,
     case: CaseIn,
+    scope: str,
     idempotency_key: str,
     evidence: Sequence[NewEvidence],
     posted_by: str,
@@ -119,16 +135,17 @@ def post_case(
 ) -> PostOutcome:
     """Record a sighting: a new draft case, a merge into an open overlapping case, or a replay of `idempotency_key`.
 
-    Posts for the same camera, zone and type serialise on a database lock, so concurrent posts of one violation
-    from several processes still produce one case; the unique idempotency key catches the rest. A key first
-    used for another violation raises IdempotencyConflictError.
+    Posts for the same camera, zone and type serialise on a database lock (`case_scope`), so concurrent posts of
+    one violation from several processes still produce one case; the idempotency key, unique in its `scope`
+    (the posting API key's), catches the rest. A key first used for another violation raises
+    IdempotencyConflictError. The caller keeps the transaction short: nothing here waits but for the lock.
     A case keeps the images of its first sighting and of its latest `keep_sightings - 1`: a stall that stays
     all day merges a sighting every few minutes, and its case would otherwise grow without bound. Older
     re-sightings stay counted and in the sightings table; the outcome names the digests they held.
     """
     try:
-        begin_write(session, lock_key=f"case-scope\0{case.camera_id}\0{case.zone_id}\0{case.type.value}")
-        previous = _replay(session, idempotency_key, case, merge_iou)
+        begin_write(session, lock_key=case_scope(case))
+        previous = _replay(session, scope, idempotency_key, case, merge_iou)
         if previous is not None:
             session.commit()
             return previous
@@ -142,7 +159,9 @@ def post_case(
             target.sightings += 1
             target.first_seen_at = min(target.first_seen_at, case.first_seen_at)
             target.last_seen_at = max(target.last_seen_at, case.detected_at)
-        sighting = _sighting(case, case_id=target.id, key=idempotency_key, merged=merged, by=posted_by, now=now)
+        sighting = _sighting(
+            case, case_id=target.id, scope=scope, key=idempotency_key, merged=merged, by=posted_by, now=now
+        )
         session.add(sighting)
         session.flush()
         for item in evidence:
@@ -165,11 +184,11 @@ def post_case(
         # The same key raced in under another camera/zone/type lock; the first post stands.
         session.rollback()
         with session.begin():
-            previous = _replay(session, idempotency_key, case, merge_iou)
+            previous = _replay(session, scope, idempotency_key, case, merge_iou)
         if previous is None:
             raise
         return previous
-    return PostOutcome(case=target, created=not merged, merged=merged, replayed=False, dropped=dropped)
+    return PostOutcome(case=target, result=PostResult.MERGED if merged else PostResult.CREATED, dropped=dropped)
 
 
 def _drop_middle_evidence(session: Session, case: Case, keep_sightings: int) -> tuple[str, ...]:
@@ -233,10 +252,11 @@ def _new_case(case: CaseIn, *, now: datetime) -> Case:
     )
 
 
-def _sighting(case: CaseIn, *, case_id: int, key: str, merged: bool, by: str, now: datetime) -> Sighting:
+def _sighting(case: CaseIn, *, case_id: int, scope: str, key: str, merged: bool, by: str, now: datetime) -> Sighting:
     x1, y1, x2, y2 = case.bbox
     return Sighting(
         case_id=case_id,
+        key_scope=scope,
         idempotency_key=key,
         first_seen_at=case.first_seen_at,
         detected_at=case.detected_at,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
@@ -22,14 +26,25 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+pysqlite:///{path}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; a SQLite file gets WAL, foreign keys, a busy timeout and its folder created."""
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for `url` whose pool holds `pool_size` connections and opens no more; a SQLite file gets WAL,
+    foreign keys, a busy timeout and its folder created.
+
+    A request holds one connection at a time and the service works on at most `pool_size` requests at once
+    (see `ServiceSettings.workers`), so no request waits for a connection: a pool smaller than the workers
+    made a burst of posts fail with "QueuePool limit ... reached" while others held connections waiting for a lock.
+    """
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": 0}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, **pool)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    else:
+        pool = {}  # an in-memory database lives in one connection per thread
+    engine = create_engine(
+        parsed, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool
+    )
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
@@ -68,6 +83,37 @@ def begin_write(session: Session, *, lock_key: str) -> None:
     conn = session.connection(execution_options={WRITE_OPTION: True})
     if conn.dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(advisory_lock_id(lock_key))))
+
+
+class KeyedLock:
+    """Lets one task at a time through per key; the others wait on the event loop, holding neither a worker
+    thread nor a database connection, and go through in the order they came.
+
+    Posts of one violation contend for one case row; queueing them here, before they take a connection, keeps
+    the database lock of `begin_write` for what runs in other processes. A key's lock is dropped as soon as
+    nobody holds or awaits it, so the keys seen over a long run do not pile up.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of `key` for the body of an `async with`."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+    def __len__(self) -> int:
+        """How many keys are held or awaited now."""
+        return len(self._locks)
 
 
 def advisory_lock_id(lock_key: str) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import crud
 from service.auth import ROLE_ALLOWS, Principal, hash_key
+from service.db import KeyedLock
 from service.evidence import EvidenceStore
 from service.metrics import Metrics
 from service.schemas import Role
@@ -33,6 +34,7 @@ class Services:
     store: EvidenceStore
     metrics: Metrics
     clock: Clock
+    case_posts: KeyedLock  # posts of one violation (camera, zone, type) queue here, see routes.cases
     bootstrap_key_hash: str | None
 
 

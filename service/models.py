@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -105,11 +118,14 @@ class Sighting(Base):
     """One accepted post: the first sighting of a case or a re-sighting merged into it."""
 
     __tablename__ = "sightings"
+    # The unique index is what makes a replayed post idempotent across processes, not an in-memory check. A key
+    # is unique per API key (`key_scope`): one agent's key never finds, or blocks, another agent's post.
+    __table_args__ = (UniqueConstraint("key_scope", "idempotency_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    # The unique index is what makes a replayed post idempotent across processes, not an in-memory check.
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    key_scope: Mapped[str] = mapped_column(String(32))  # see Principal.idempotency_scope; "" before 0002
+    idempotency_key: Mapped[str] = mapped_column(String(200))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
     x1: Mapped[float] = mapped_column(Float)

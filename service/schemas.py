@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -73,8 +74,12 @@ def in_time_range(value: datetime) -> datetime:
     return value
 
 
+#: One line without control characters, as an ECMA and a Python regex: the OpenAPI document states the rule too.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
 def _printable(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not re.match(PRINTABLE, value):
         raise ValueError("must not hold control characters (NUL, tab, newline, ...)")
     return value
 
@@ -82,9 +87,13 @@ def _printable(value: str) -> str:
 #: An ISO 8601 time with its zone, in a range the service can store and compute with.
 Time = Annotated[AwareDatetime, AfterValidator(in_time_range)]
 #: An id or name from a camera agent: one printable line.
-Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
+]
 #: A detected class name.
-Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+Label = Annotated[
+    str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
+]
 #: Most labels one case carries (a case is one object: its class names over a stay).
 MAX_LABELS = 32
 #: A box [x1, y1, x2, y2], normalised to the frame.
@@ -179,7 +188,7 @@ class ReviewOut(BaseModel):
 
 
 class CaseOut(BaseModel):
-    """A case as the service returns it; `merged` is true when a post was folded into this existing case."""
+    """A case as the service returns it to reviewers."""
 
     id: int
     status: CaseStatus
@@ -199,7 +208,25 @@ class CaseOut(BaseModel):
     reviewed_at: datetime | None = None
     evidence: list[EvidenceOut] = Field(default_factory=list)
     reviews: list[ReviewOut] = Field(default_factory=list)
-    merged: bool = False
+
+
+class PostResult(StrEnum):
+    """What a case post did."""
+
+    CREATED = "created"
+    MERGED = "merged"
+    REPLAYED = "replayed"
+
+
+class CasePosted(BaseModel):
+    """The answer to an agent's case post: only what the agent needs, never the case's review state."""
+
+    id: int = Field(description="The case the post was recorded in.")
+    outcome: PostResult = Field(
+        description="created: a new draft case (201); merged: a re-sighting folded into an open case (200); "
+        "replayed: this agent posted the same Idempotency-Key before, nothing new was recorded (200)."
+    )
+    sightings: int = Field(description="How many sightings the case counts now.")
 
 
 class CasePage(BaseModel):

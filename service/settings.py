@@ -48,6 +48,13 @@ class ServiceSettings(BaseSettings):
         description="Who may read /metrics: 'key', any valid API key (Prometheus sends it as a bearer token); "
         "'open', anyone who can reach the port.",
     )
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Requests the service works on at once, each in a thread of its own holding at most one "
+        "database connection; the connection pool holds as many.",
+    )
     clock_skew_s: float = Field(
         default=300, ge=0, description="How far a case's detected_at may lie ahead of this service's clock, in seconds."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.models import ApiKey, Case
 from service.routes import API_PREFIX
-from service.schemas import CaseOut, EvidenceOut, KeyOut, ReviewOut
+from service.schemas import CaseOut, CasePosted, EvidenceOut, KeyOut, PostResult, ReviewOut
 
 
 def evidence_url(case_id: int, index: int) -> str:
@@ -12,7 +12,7 @@ def evidence_url(case_id: int, index: int) -> str:
     return f"{API_PREFIX}/cases/{case_id}/evidence/{index}"
 
 
-def case_out(case: Case, *, merged: bool = False) -> CaseOut:
+def case_out(case: Case) -> CaseOut:
     """A case as the API returns it."""
     return CaseOut(
         id=case.id,
@@ -41,8 +41,12 @@ def case_out(case: Case, *, merged: bool = False) -> CaseOut:
             ReviewOut(decision=r.decision, reason=r.reason, reviewer=r.reviewer, decided_at=r.decided_at)
             for r in case.reviews
         ],
-        merged=merged,
     )
+
+
+def case_posted(case: Case, result: PostResult) -> CasePosted:
+    """What an agent's post answers: the case's id, what the post did, and its sighting count."""
+    return CasePosted(id=case.id, outcome=result, sightings=case.sightings)
 
 
 def key_out(key: ApiKey) -> KeyOut:

@@ -6,15 +6,18 @@ import base64
 import binascii
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Form, Header, HTTPException, Path, Query, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from service import crud
-from service.deps import AgentDep, ReviewerDep, ServicesDep, SessionDep
+from service.auth import Principal
+from service.deps import AgentDep, ReviewerDep, Services, ServicesDep, SessionDep
 from service.evidence import EvidenceNotFoundError, image_type
 from service.routes import API_PREFIX
 from service.schemas import (
@@ -22,15 +25,17 @@ from service.schemas import (
     CaseIn,
     CaseOut,
     CasePage,
+    CasePosted,
     CaseStatus,
     CaseType,
     Name,
+    PostResult,
     Problem,
     ReviewIn,
     Time,
     in_time_range,
 )
-from service.views import case_out
+from service.views import case_out, case_posted
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +58,42 @@ def _invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
 
 
+class CaseForm(BaseModel):
+    """The multipart body of a case post; any other part is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case: str = Field(description="The case as JSON (see CaseIn).")
+    evidence: list[UploadFile] = Field(min_length=1, description="One or more JPEG or PNG images.")
+
+
 @router.post(
     "",
     status_code=201,
-    responses=_with_errors({"model": CaseOut, "description": "A replay of the same Idempotency-Key, or a merge."}),
+    responses=_with_errors(
+        {"model": CasePosted, "description": "A re-sighting merged into an open case, or a replay of this key."}
+    ),
 )
-def create_case(
+async def create_case(
     response: Response,
     agent: AgentDep,
     services: ServicesDep,
-    session: SessionDep,
-    case: Annotated[str, Form(description="The case as JSON (see CaseIn).")],
-    evidence: Annotated[list[UploadFile], File(description="One or more JPEG or PNG images.")],
+    form: Annotated[CaseForm, Form(media_type="multipart/form-data")],
     idempotency_key: Annotated[
-        str, Header(min_length=1, max_length=200, description="Stable per violation: a retry sends the same key.")
+        str,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Stable per violation: a retry sends the same key. Unique per API key.",
+        ),
     ],
-) -> CaseOut:
-    """Post a draft case: 201 when new; 200 with the same case for a repeated key or (`merged`) a re-sighting."""
+) -> CasePosted:
+    """Post a draft case: 201 when new; 200 for a re-sighting merged into an open case, or a repeated key.
+
+    The answer names the case and what the post did, nothing of its review: an agent reads no case.
+    """
     try:
-        case_in = CaseIn.model_validate_json(case)
+        case_in = CaseIn.model_validate_json(form.case)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", "case", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
@@ -80,41 +102,77 @@ def create_case(
     if case_in.detected_at > now + timedelta(seconds=services.settings.clock_skew_s):
         # A camera with its clock ahead would pin its cases to the top of every queue.
         raise _invalid(("body", "case", "detected_at"), f"is in the future (this service's clock: {now.isoformat()})")
-    images = _read_images(evidence, limit=services.settings.max_evidence_bytes)
+    images = await run_in_threadpool(_read_images, form.evidence, limit=services.settings.max_evidence_bytes)
+    post = _Post(services, agent, case_in, idempotency_key, now)
     try:
-        outcome = crud.find_replay(
-            session=session, idempotency_key=idempotency_key, case=case_in, merge_iou=services.settings.merge_iou
-        )
+        outcome = await run_in_threadpool(post.replay)
         if outcome is None:
-            # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
-            stored = [
-                crud.NewEvidence(sha256=services.store.put(data), content_type=content_type, size=len(data))
-                for data, content_type in images
-            ]
-            outcome = crud.post_case(
-                session=session,
-                case=case_in,
-                idempotency_key=idempotency_key,
-                evidence=stored,
-                posted_by=agent.name,
-                merge_iou=services.settings.merge_iou,
-                merge_window_s=services.settings.merge_window_s,
-                keep_sightings=services.settings.evidence_sightings,
-                now=now,
-            )
+            stored = await run_in_threadpool(post.store, images)
+            # Posts that may merge into one case queue here, holding no thread and no connection while they wait:
+            # a burst of re-sightings of one violation would otherwise fill the pool with connections that each
+            # wait for the same database lock.
+            async with services.case_posts.hold(crud.case_scope(case_in)):
+                outcome = await run_in_threadpool(post.record, stored)
+            await run_in_threadpool(post.forget, outcome.dropped)
     except crud.IdempotencyConflictError as exc:
         raise HTTPException(409, str(exc)) from None
-    if not outcome.replayed:
+    services.metrics.case_posts.labels(outcome.result.value).inc()
+    log.info("case %d %s by %s (key %r)", outcome.case.id, outcome.result.value, agent.name, idempotency_key)
+    response.status_code = 201 if outcome.result is PostResult.CREATED else 200
+    return case_posted(outcome.case, outcome.result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Post:
+    """The steps of one case post that touch the database or the evidence store, each run in a worker thread;
+    each takes a connection of its own for one short transaction and gives it back."""
+
+    services: Services
+    agent: Principal
+    case: CaseIn
+    idempotency_key: str
+    now: datetime
+
+    def replay(self) -> crud.PostOutcome | None:
+        with self.services.sessions() as session:
+            return crud.find_replay(
+                session=session,
+                scope=self.agent.idempotency_scope,
+                idempotency_key=self.idempotency_key,
+                case=self.case,
+                merge_iou=self.services.settings.merge_iou,
+            )
+
+    def store(self, images: list[tuple[bytes, str]]) -> list[crud.NewEvidence]:
+        # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
+        return [
+            crud.NewEvidence(sha256=self.services.store.put(data), content_type=content_type, size=len(data))
+            for data, content_type in images
+        ]
+
+    def record(self, evidence: list[crud.NewEvidence]) -> crud.PostOutcome:
+        settings = self.services.settings
+        with self.services.sessions() as session:
+            return crud.post_case(
+                session=session,
+                case=self.case,
+                scope=self.agent.idempotency_scope,
+                idempotency_key=self.idempotency_key,
+                evidence=evidence,
+                posted_by=self.agent.name,
+                merge_iou=settings.merge_iou,
+                merge_window_s=settings.merge_window_s,
+                keep_sightings=settings.evidence_sightings,
+                now=self.now,
+            )
+
+    def forget(self, dropped: tuple[str, ...]) -> None:
         # After the commit, so a failure here leaves at worst a file nothing refers to. A post of the very same
         # bytes by another agent, in flight between this check and its own commit, would find its file gone:
         # the images of two different frames never share bytes, and one agent posts a case's sightings in turn.
-        for digest in crud.unreferenced_evidence(session=session, digests=outcome.dropped):
-            services.store.delete(digest)
-    label = "replayed" if outcome.replayed else "merged" if outcome.merged else "created"
-    services.metrics.case_posts.labels(label).inc()
-    log.info("case %d %s by %s (key %r)", outcome.case.id, label, agent.name, idempotency_key)
-    response.status_code = 201 if outcome.created else 200
-    return case_out(outcome.case, merged=outcome.merged)
+        with self.services.sessions() as session:
+            for digest in crud.unreferenced_evidence(session=session, digests=dropped):
+                self.services.store.delete(digest)
 
 
 def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, str]]:
@@ -162,7 +220,15 @@ def list_cases(
     since: Annotated[Time | None, Query(description="Detected at or after (ISO 8601 with zone).")] = None,
     until: Annotated[Time | None, Query(description="Detected before (ISO 8601 with zone).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern="^[A-Za-z0-9_-]+$",
+            description="`next_cursor` of the previous page (a cursor this service did not issue is a 422).",
+        ),
+    ] = None,
 ) -> CasePage:
     """Cases newest first (by detection time); follow `next_cursor` for the next page."""
     rows, position = crud.list_cases(

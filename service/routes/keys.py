@@ -14,7 +14,7 @@ from service.views import key_out
 
 router = APIRouter(prefix=f"{API_PREFIX}/keys", tags=["keys"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 404, 409, 422, 500)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 403, 404, 409, 422, 500)}
 
 
 @router.post("", status_code=201, responses=_ERRORS)

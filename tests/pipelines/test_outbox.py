@@ -13,6 +13,7 @@ from pipeline_helpers import ServiceThread, draft, free_port, wait_until
 from pipelines.delivery import AgentRefusedError, CaseClient, CaseRejectedError, DeliveryError, OutgoingCase
 from pipelines.metrics import PipelineMetrics
 from pipelines.outbox import Outbox, OutboxSender
+from service.schemas import PostResult
 
 KEY = "sw_test-agent-key"
 
@@ -53,8 +54,9 @@ def test_the_client_classifies_what_the_service_answers(service: ServiceThread) 
     service.start()
     client = CaseClient(service.url, KEY)
     try:
-        assert client.send(OutgoingCase.of(draft("k1")))["status"] == "draft"
-        assert client.send(OutgoingCase.of(draft("k1")))["id"] == 1  # a repeat is the same case
+        assert client.send(OutgoingCase.of(draft("k1"))).outcome is PostResult.CREATED
+        repeat = client.send(OutgoingCase.of(draft("k1")))
+        assert (repeat.id, repeat.outcome) == (1, PostResult.REPLAYED)  # a repeat is the same case
         with pytest.raises(CaseRejectedError, match="415"):
             client.send(OutgoingCase.of(draft("k2", evidence=b"not an image")))
         # A wrong key is the agent's problem, not the case's: the case waits until the key is fixed.

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cv2
 import httpx
 import numpy as np
 from fastapi.testclient import TestClient
+
+from service.settings import ServiceSettings
 
 T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -92,3 +101,38 @@ def post_case(
         headers["Idempotency-Key"] = idempotency_key
     data, files = multipart(case_body() if body is None else body, [jpeg()] if images is None else images)
     return client.post("/api/v1/cases", data=data, files=files, headers=headers)
+
+
+@contextmanager
+def serve(settings: ServiceSettings, log: Path) -> Iterator[str]:
+    """`streetwatch serve` on the settings' database in a process of its own, as an operator runs it; yields its
+    base URL once /healthz answers, and stops it afterwards. Its output goes to `log`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    streetwatch = str(Path(sys.executable).parent / "streetwatch")
+    args = [streetwatch, "serve", "--state-dir", str(settings.state_dir), "--port", str(port)]
+    args += ["--database-url", settings.resolved_database_url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREETWATCH_")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the case service did not answer /healthz within 60 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -29,8 +29,10 @@ def test_create_list_fetch_evidence_and_review(
     images = [jpeg(1), ("close-up.png", png(2), "image/png")]
     created = post_case(client, agent, images=images)
     assert created.status_code == 201, created.text
-    case = created.json()
-    assert (case["status"], case["merged"], case["sightings"], case["evidence_count"]) == ("draft", False, 1, 2)
+    case_id = created.json()["id"]
+    assert created.json() == {"id": case_id, "outcome": "created", "sightings": 1}
+    case = client.get(f"/api/v1/cases/{case_id}", headers=bearer(reviewer)).json()
+    assert (case["status"], case["sightings"], case["evidence_count"]) == ("draft", 1, 2)
     assert case["bbox"] == [0.10, 0.50, 0.40, 0.80]
 
     page = client.get("/api/v1/cases", headers=bearer(reviewer)).json()
@@ -77,12 +79,10 @@ def test_same_idempotency_key_returns_the_same_case(client: TestClient, agent: s
     # A retry may carry re-encoded evidence; the key alone decides.
     again = post_case(client, agent, idempotency_key="cam-curb-01/near-curb/42", images=[jpeg(9), jpeg(10)])
     assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json()["id"] == first.json()["id"]
-    assert again.json()["merged"] is False
-    assert again.json()["evidence_count"] == 1
+    assert again.json() == {"id": first.json()["id"], "outcome": "replayed", "sightings": 1}
     cases = client.get("/api/v1/cases", headers=bearer(reviewer)).json()["items"]
     assert len(cases) == 1
-    assert cases[0]["sightings"] == 1
+    assert (cases[0]["sightings"], cases[0]["evidence_count"]) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -141,15 +141,14 @@ def test_resighting_merges_into_an_open_case(
     cases = client.get("/api/v1/cases", headers=bearer(reviewer)).json()["items"]
     if merges:
         assert second.status_code == 200
-        assert second.json()["merged"] is True
-        assert second.json()["id"] == first["id"]
+        assert second.json() == {"id": first["id"], "outcome": "merged", "sightings": 2}
         (case,) = cases
         assert (case["sightings"], case["evidence_count"]) == (2, 2)
         assert case["last_seen_at"] == case_body(**resighting)["detected_at"].replace("+00:00", "Z")
-        assert case["bbox"] == first["bbox"]
+        assert case["bbox"] == case_body()["bbox"]
     else:
         assert second.status_code == 201
-        assert second.json()["merged"] is False
+        assert second.json()["outcome"] == "created"
         assert len(cases) == 2
 
 
@@ -162,7 +161,7 @@ def test_merge_only_into_draft_or_confirmed(
         f"/api/v1/cases/{first['id']}/review", json={"decision": decision, "reason": "x"}, headers=bearer(reviewer)
     )
     second = post_case(client, agent, idempotency_key="sighting-2", body=case_body(detected_after_s=600))
-    assert second.json()["merged"] is merges
+    assert second.json()["outcome"] == ("merged" if merges else "created")
     assert (second.json()["id"] == first["id"]) is merges
 
 
@@ -217,13 +216,12 @@ def test_a_case_keeps_images_of_its_first_and_latest_sightings(
     assert stored == {sha256_hex(images[i]) for i in kept_sightings}
 
 
-def test_replay_of_a_merged_post_says_merged(client: TestClient, agent: str) -> None:
-    post_case(client, agent, idempotency_key="a")
+def test_replay_of_a_merged_post_names_the_case_it_merged_into(client: TestClient, agent: str) -> None:
+    first = post_case(client, agent, idempotency_key="a")
     merged = post_case(client, agent, idempotency_key="b", body=case_body(detected_after_s=600))
     replay = post_case(client, agent, idempotency_key="b", body=case_body(detected_after_s=600))
     assert (merged.status_code, replay.status_code) == (200, 200)
-    assert replay.json()["merged"] is True
-    assert replay.json()["sightings"] == 2
+    assert replay.json() == {"id": first.json()["id"], "outcome": "replayed", "sightings": 2}
 
 
 def test_list_filters_and_cursor_pages_newest_first(

@@ -219,7 +219,8 @@ BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("NUL in camera_id", {"camera_id": "cam\x00b"}, "query.camera_id: Value error, must not hold control characters"),
     ("camera_id too long", {"camera_id": "c" * 129}, "query.camera_id: String should have at most 128 characters"),
     ("until at year 9999", {"until": "9999-12-31T23:59:59-05:00"}, "query.until: Value error, must lie between"),
-    ("garbage cursor", {"cursor": "%%%"}, "query.cursor: not a cursor this service issued"),
+    ("garbage cursor", {"cursor": "%%%"}, "query.cursor: String should match pattern '^[A-Za-z0-9_-]+$'"),
+    ("empty cursor", {"cursor": ""}, "query.cursor: String should have at least 1 character"),
 ]
 
 
@@ -276,3 +277,14 @@ def test_a_server_error_is_json_with_a_request_id_the_log_names(
         assert broken.get("/healthz").status_code == 200
     evidence.unlink()
     assert post_case(client, agent).status_code == 201  # nothing of the failed post was kept
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/api/v1/cases", "GET, POST"), ("/api/v1/keys", "GET, POST"), ("/api/v1/cases/1", "GET"), ("/healthz", "GET")],
+)
+def test_a_method_not_allowed_names_every_method_the_path_has(client: TestClient, path: str, allowed: str) -> None:
+    got = client.options(path)
+    assert got.status_code == 405
+    assert got.headers["allow"] == allowed
+    assert got.json()["detail"] == "Method Not Allowed"
