@@ -44,7 +44,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(state_dir: Path | None, database_url: str | None) -> ServiceSettings:
+def _settings(state_dir: Path | None, database_url: str | None, *, existing: bool = False) -> ServiceSettings:
+    """The settings the options give; with `existing`, a state dir without a case database is refused, naming it
+    (a command that only reads state must not turn a mistyped --state-dir into a new, empty database)."""
     # Only options actually given override the STREETWATCH_* environment.
     given: dict[str, object] = {}
     if state_dir is not None:
@@ -52,10 +54,24 @@ def _settings(state_dir: Path | None, database_url: str | None) -> ServiceSettin
     if database_url is not None:
         given["database_url"] = database_url
     try:
-        return ServiceSettings.model_validate(given)
+        settings = ServiceSettings.model_validate(given)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         _fail(f"invalid service settings: {problems}", 2)
+    database = settings.sqlite_path
+    if existing and database is not None and not database.is_file():
+        where = "does not exist" if not database.parent.is_dir() else "holds no case database (streetwatch.db)"
+        Console(stderr=True).print(
+            f"[red]{_state_dir_named(state_dir)}: {settings.state_dir} {where}; give the folder that "
+            "`streetwatch serve` or `streetwatch run` uses[/red]",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _state_dir_named(state_dir: Path | None) -> str:
+    return "--state-dir" if state_dir is not None else "STREETWATCH_STATE_DIR or the default --state-dir"
 
 
 @contextmanager
@@ -92,6 +108,8 @@ def keys_create(
 ) -> None:
     """Create an API key and print it as the last line (it is stored only as a hash)."""
     settings = _settings(state_dir, database_url)
+    database = settings.sqlite_path
+    new = database is not None and not database.is_file()
     try:
         with _database_errors(settings):
             created = issue_key(settings, role=role, name=name)
@@ -100,12 +118,18 @@ def keys_create(
     Console(stderr=True).print(
         f"Created {created.role.value} key #{created.id} '{created.name}'. It is shown only now:", highlight=False
     )
+    if new:
+        # The first key of a deployment starts its database: said, so that a mistyped --state-dir shows.
+        Console(stderr=True).print(
+            f"[yellow]{_state_dir_named(state_dir)}: created a new case database in {settings.state_dir}[/yellow]",
+            highlight=False,
+        )
     typer.echo(created.key)
 
 
 def keys_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> None:
     """List API keys (without secrets)."""
-    settings = _settings(state_dir, database_url)
+    settings = _settings(state_dir, database_url, existing=True)
     with _database_errors(settings):
         keys = list_keys(settings)
     table = Table("id", "name", "role", "created", "revoked", box=SIMPLE_HEAD)
@@ -121,7 +145,7 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API key; requests carrying it get 401 from then on."""
-    settings = _settings(state_dir, database_url)
+    settings = _settings(state_dir, database_url, existing=True)
     with _database_errors(settings):
         try:
             key = revoke_key(settings, key_id)
@@ -141,7 +165,7 @@ def cases(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
 ) -> None:
     """List stored cases, newest first."""
-    settings = _settings(state_dir, database_url)
+    settings = _settings(state_dir, database_url, existing=True)
     with _database_errors(settings):
         found = stored_cases(settings, status=status, case_type=case_type, limit=limit)
     if as_json:

@@ -64,11 +64,14 @@ class ServiceSettings(BaseSettings):
     )
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file in the state folder that holds the cases, or None when `database_url` names a database."""
+        return None if self.database_url else self.state_dir.resolve() / "streetwatch.db"
+
+    @property
     def resolved_database_url(self) -> str:
         """The database URL in force: the given one, or a SQLite file in the state folder."""
-        if self.database_url:
-            return self.database_url
-        return sqlite_url(self.state_dir.resolve() / "streetwatch.db")
+        return self.database_url or sqlite_url(self.state_dir.resolve() / "streetwatch.db")
 
     @property
     def resolved_evidence_dir(self) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -493,74 +492,11 @@ def _flags_show_no_type() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
-def _case_database(state_dir: Path | None, database_url: str | None) -> tuple[Path, str] | None:
-    """The SQLite file a service command opens and where its folder was named; None for a server database (or
-    settings the command itself will refuse)."""
-    from pydantic import ValidationError
-
-    from service.settings import ServiceSettings
-
-    given: dict[str, object] = {"database_url": database_url} if database_url is not None else {}
-    if state_dir is not None:
-        given["state_dir"] = state_dir
-    try:
-        settings = ServiceSettings.model_validate(given)
-    except ValidationError:
-        return None
-    if settings.database_url:
-        return None
-    named = "--state-dir" if state_dir is not None else "STREETWATCH_STATE_DIR or the default --state-dir"
-    return settings.state_dir / "streetwatch.db", named
-
-
-def _existing_state(command: Callable[..., None]) -> Callable[..., None]:
-    """`command` (one that reads the case service's state) refuses a state dir without a case database, naming it:
-    a mistyped --state-dir must not quietly become a new, empty database."""
-
-    @functools.wraps(command)
-    def checked(**params: Any) -> None:
-        found = _case_database(params["state_dir"], params["database_url"])
-        if found is not None and not found[0].is_file():
-            database, named = found
-            where = "does not exist" if not database.parent.is_dir() else "holds no case database (streetwatch.db)"
-            err.print(
-                f"[red]{named}: {database.parent} {where}; give the folder that `streetwatch serve` or "
-                "`streetwatch run` uses[/red]",
-                highlight=False,
-            )
-            raise typer.Exit(2)
-        command(**params)
-
-    return checked
-
-
-def _new_state_said(command: Callable[..., None]) -> Callable[..., None]:
-    """`command` (one that may start a case database, e.g. the first key of a deployment) says when it did, so a
-    mistyped --state-dir shows."""
-
-    @functools.wraps(command)
-    def said(**params: Any) -> None:
-        found = _case_database(params["state_dir"], params["database_url"])
-        new = found is not None and not found[0].is_file()
-        command(**params)
-        if found is not None and new:
-            err.print(f"[yellow]{found[1]}: created a new case database in {found[0].parent}[/yellow]", highlight=False)
-
-    return said
-
-
 def _register() -> None:
     from detector.cli import register as register_detector
     from service.cli import register as register_service
 
     register_service(app)
-    # The service's commands are its own (service/cli.py); what the operator meant by a state dir is decided here.
-    guards = {"cases": _existing_state, "list": _existing_state, "revoke": _existing_state, "create": _new_state_said}
-    (keys,) = (group.typer_instance for group in app.registered_groups if group.name == "keys")
-    assert keys is not None
-    for info in [*app.registered_commands, *keys.registered_commands]:
-        if info.name in guards and info.callback is not None:
-            info.callback = guards[info.name](info.callback)
     register_detector(app)
 
 
