@@ -4,12 +4,50 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from functools import partial
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
 
 from pipelines.evidence import render_evidence, render_snapshot
 from pipelines.rules import DwellRule
 from pipelines.tracking import CameraTracker
 from streetwatch.config import CameraConfig
 from streetwatch.core import Detections, DraftCase, Frame
+
+#: Thumbnail size for comparing views: a vehicle a thirtieth of the frame wide still covers a few of its pixels.
+THUMBNAIL: Final = (64, 48)
+#: A thumbnail pixel whose grey level moved by more than this changed (compression noise stays below it).
+PIXEL_DELTA: Final = 12
+#: A view with more than this share of changed thumbnail pixels changed (3 of 3,072: a far vehicle arriving).
+CHANGED_SHARE: Final = 0.001
+
+
+class ViewChange:
+    """Whether a camera's view has changed since the frame the model last saw, compared as small grey thumbnails.
+
+    A view that has not changed lets the camera skip the model for up to `max_skip_s` stream seconds after the
+    model last ran; anything that arrives changes it, so nothing new stays unseen for longer than one sample.
+    """
+
+    def __init__(self, max_skip_s: float) -> None:
+        self.max_skip_s = max_skip_s
+        self._reference: npt.NDArray[np.int16] | None = None
+        self._at_s = 0.0
+
+    def needs_model(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> bool:
+        """Whether this frame must go through the model; when it must, it becomes the view compared against."""
+        if self.max_skip_s <= 0:
+            return True
+        small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
+        thumb = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        if self._reference is not None and timestamp_s - self._at_s <= self.max_skip_s:
+            changed = float(np.mean(np.abs(thumb - self._reference) > PIXEL_DELTA))
+            if changed <= CHANGED_SHARE:
+                return False
+        self._reference, self._at_s = thumb, timestamp_s
+        return True
 
 
 def default_grace_s(sample_every_s: float) -> float:
@@ -20,10 +58,15 @@ def default_grace_s(sample_every_s: float) -> float:
 class CameraPipeline:
     """Tracks one camera's detections and applies every zone's rule; all of it is dropped with the camera."""
 
-    def __init__(self, camera: CameraConfig, *, model_version: str, stream_id: str, tz: tzinfo) -> None:
+    def __init__(
+        self, camera: CameraConfig, *, model_version: str, stream_id: str, tz: tzinfo, skip_unchanged_s: float
+    ) -> None:
         self.camera = camera
         self.model_version = model_version
         self.tracker = CameraTracker(sample_every_s=camera.sample_every_s)
+        self.view = ViewChange(skip_unchanged_s)
+        self._tracked: Detections | None = None
+        self._settled = False  # every detection of the last model run belongs to a track
         self.rules = [
             DwellRule(
                 camera.id,
@@ -36,9 +79,27 @@ class CameraPipeline:
             for zone in camera.zones
         ]
 
-    def process(self, frame: Frame, detections: Detections) -> list[DraftCase]:
-        """Track, apply every zone's rule and turn each violation into a draft case with evidence."""
-        tracked = self.tracker.update(detections, frame.size)
+    def needs_model(self, frame: Frame) -> bool:
+        """Whether `frame` must go through the model, or its view is unchanged and the last tracks still hold.
+
+        A new object becomes a track only when the tracker sees it a second time, so the model also runs while
+        the last run found anything not yet tracked.
+        """
+        changed = self.view.needs_model(frame.image, frame.timestamp_s)
+        return changed or self._tracked is None or not self._settled
+
+    def process(self, frame: Frame, detections: Detections | None) -> list[DraftCase]:
+        """Track, apply every zone's rule and turn each violation into a draft case with evidence.
+
+        `detections` None carries the last tracks forward to this frame (its view has not changed).
+        """
+        if detections is None:
+            if self._tracked is None:
+                raise ValueError(f"camera {self.camera.id}: no tracks to carry forward before the model has run")
+            tracked = self._tracked
+        else:
+            tracked = self._tracked = self.tracker.update(detections, frame.size)
+            self._settled = len(tracked) >= len(detections)
         drafts = []
         for rule in self.rules:
             polygon = rule.zone.polygon

@@ -21,7 +21,17 @@ class PipelineMetrics:
             "streetwatch_frames_decoded", "Frames decoded from each camera's source.", ["camera"], registry=r
         )
         self.frames_analysed = Counter(
-            "streetwatch_frames_analysed", "Frames that went through the model, per camera.", ["camera"], registry=r
+            "streetwatch_frames_analysed",
+            "Due frames whose detections went through tracking and the zone rules, per camera.",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_unchanged = Counter(
+            "streetwatch_frames_unchanged",
+            "Due frames whose view had not changed since the camera's last model run: tracks carried forward, "
+            "no model run.",
+            ["camera"],
+            registry=r,
         )
         self.frames_dropped = Counter(
             "streetwatch_frames_dropped",

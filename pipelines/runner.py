@@ -145,7 +145,11 @@ class Pipeline:
         for cam in self.config.cameras:
             source = open_source(cam, self.config.pipeline, clock=self.clock, metrics=self.metrics)
             self.cameras[cam.id] = CameraPipeline(
-                cam, model_version=self.detector.info.version, stream_id=source.stream_id, tz=tz
+                cam,
+                model_version=self.detector.info.version,
+                stream_id=source.stream_id,
+                tz=tz,
+                skip_unchanged_s=self.config.pipeline.skip_unchanged_s,
             )
             self._readers[cam.id] = _Reader(source, self._wake, stop, self.metrics)
             self.stats.frames_analysed[cam.id] = 0
@@ -205,7 +209,11 @@ class Pipeline:
         # changes what it finds in each frame; frames of one size get exactly what they would get alone.
         by_size: dict[tuple[int, ...], list[Frame]] = {}
         for frame in batch:
-            by_size.setdefault(frame.image.shape, []).append(frame)
+            if self.cameras[frame.camera_id].needs_model(frame):
+                by_size.setdefault(frame.image.shape, []).append(frame)
+            else:
+                self.metrics.frames_unchanged.labels(frame.camera_id).inc()
+                self._process(frame, None)
         for frames in by_size.values():
             started = time.perf_counter()
             detections = self.detector.detect([f.image for f in frames])
@@ -214,11 +222,14 @@ class Pipeline:
             for frame, dets in zip(frames, detections, strict=True):
                 self._process(frame, dets)
 
-    def _process(self, frame: Frame, dets: Detections) -> None:
+    def _process(self, frame: Frame, dets: Detections | None) -> None:
+        """Track and apply the rules to one frame's detections; None carries the camera's last tracks forward."""
         cam_id = frame.camera_id
         self.stats.frames_analysed[cam_id] += 1
         self.metrics.frames_analysed.labels(cam_id).inc()
-        if log.isEnabledFor(logging.DEBUG):
+        if dets is None:
+            log.debug("camera %s at %.1f s: view unchanged, tracks carried forward", cam_id, frame.timestamp_s)
+        elif log.isEnabledFor(logging.DEBUG):
             counts = Counter(dets.names)
             seen = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "nothing"
             log.debug("camera %s at %.1f s: %s", cam_id, frame.timestamp_s, seen)

@@ -243,6 +243,13 @@ class PipelineConfig(_Strict):
     """How the pipeline runs: local time, live-source recovery, delivery and the metrics endpoint."""
 
     timezone: str = Field(default="UTC", description="IANA time zone of the cameras' local time (allowed_hours).")
+    skip_unchanged_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="When a camera's view has not changed since its last model run (small grey thumbnails "
+        "compared), carry its tracks forward instead of running the model, for at most this many stream seconds; "
+        "a stay keeps its dwell clock. 0 runs the model on every due frame.",
+    )
     stall_timeout_s: float = Field(
         default=10.0, gt=0, description="Live sources: reopen a source that delivered no frame for this long."
     )
