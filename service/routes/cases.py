@@ -24,6 +24,7 @@ from service.schemas import (
     CasePage,
     CaseStatus,
     CaseType,
+    EvidenceRole,
     Name,
     Problem,
     ReviewIn,
@@ -88,8 +89,8 @@ def create_case(
         if outcome is None:
             # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
             stored = [
-                crud.NewEvidence(sha256=services.store.put(data), content_type=content_type, size=len(data))
-                for data, content_type in images
+                crud.NewEvidence(sha256=services.store.put(data), content_type=content_type, size=len(data), role=role)
+                for data, content_type, role in images
             ]
             outcome = crud.post_case(
                 session=session,
@@ -117,7 +118,7 @@ def create_case(
     return case_out(outcome.case, merged=outcome.merged)
 
 
-def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, str]]:
+def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, str, EvidenceRole | None]]:
     images = []
     for i, part in enumerate(parts):
         name = f"evidence[{i}]" + (f" ({part.filename})" if part.filename else "")
@@ -127,7 +128,7 @@ def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, st
         content_type = image_type(data)
         if content_type is None:
             raise HTTPException(415, f"{name} is not a JPEG or PNG image that decodes completely")
-        images.append((data, content_type))
+        images.append((data, content_type, EvidenceRole.of_filename(part.filename)))
     return images
 
 
