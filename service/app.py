@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
+from service.console import routes as console
 from service.db import make_engine, make_sessions
 from service.deps import Clock, Services
 from service.early_auth import AuthenticateBeforeBody
@@ -66,6 +67,8 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         summary="Draft cases from camera agents, evidence, and reviewers' decisions.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served by the console module from packaged files: no CDN
+        redoc_url=None,
     )
     app.state.services = services
     app.add_middleware(AuthenticateBeforeBody, services=services)
@@ -80,6 +83,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
     app.include_router(keys.router)
     app.include_router(ops.router)
+    console.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
