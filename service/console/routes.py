@@ -42,6 +42,7 @@ def install(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # the validator badge would call swagger.io
         )
 
     @app.get("/redoc", include_in_schema=False)
