@@ -115,6 +115,14 @@ def last_decision(*, session: Session, reviewer: Principal) -> Review | None:
     return mine if latest == mine.id else None
 
 
+class NotDecidedError(Exception):
+    """Only a confirmed or rejected case can be reopened."""
+
+    def __init__(self, case_id: int) -> None:
+        self.case_id = case_id
+        super().__init__(f"case {case_id} is not decided: only a confirmed or rejected case can be reopened")
+
+
 def undo_last_decision(*, session: Session, reviewer: Principal, window_s: float, now: datetime) -> int:
     """Take the reviewer's last decision back: its case returns to draft, and a `reopen` entry joins the audit.
 
@@ -122,36 +130,51 @@ def undo_last_decision(*, session: Session, reviewer: Principal, window_s: float
     """
     with session.begin():
         found = last_decision(session=session, reviewer=reviewer)
-        target = None if found is None else (found.id, found.case_id, found.decision, found.decided_at)
+        target = None if found is None else (found.id, found.case_id, found.decided_at)
     if target is None:
         raise NothingToUndoError("there is no decision of yours to undo")
-    review_id, case_id, decision, decided_at = target
+    review_id, case_id, decided_at = target
     if now - decided_at > timedelta(seconds=window_s):
         raise UndoWindowPassedError(case_id, window_s)
+    if not _reopen(session, case_id, by=reviewer, reason=UNDO_REASON, now=now, latest_review=review_id):
+        raise NothingToUndoError(f"case {case_id} changed since your decision")
+    return case_id
+
+
+def reopen_case(*, session: Session, case_id: int, admin: Principal, reason: str, now: datetime) -> None:
+    """An admin takes a decided case back to draft, with a reason in the audit trail; raises `NotDecidedError`."""
+    if not _reopen(session, case_id, by=admin, reason=reason, now=now, latest_review=None):
+        raise NotDecidedError(case_id)
+
+
+def _reopen(
+    session: Session, case_id: int, *, by: Principal, reason: str, now: datetime, latest_review: int | None
+) -> bool:
+    """Set a decided case back to draft and audit it; False (nothing written) when it is not decided, or when
+    `latest_review` is given and is no longer the case's latest audit entry."""
     begin_write(session, lock_key=f"case\0{case_id}")
     latest = session.scalar(select(func.max(Review.id)).where(Review.case_id == case_id))
-    status = CaseStatus.CONFIRMED if decision is ReviewAction.CONFIRM else CaseStatus.REJECTED
     changed = (
         session.connection()
         .execute(
             update(Case)
-            .where(Case.id == case_id, Case.status == status)
+            .where(Case.id == case_id, Case.status.in_((CaseStatus.CONFIRMED, CaseStatus.REJECTED)))
             .values(status=CaseStatus.DRAFT, reviewed_at=None)
         )
         .rowcount
     )
-    if latest != review_id or changed == 0:
+    if changed == 0 or (latest_review is not None and latest != latest_review):
         session.rollback()
-        raise NothingToUndoError(f"case {case_id} changed since your decision")
+        return False
     session.add(
         Review(
             case_id=case_id,
             decision=ReviewAction.REOPEN,
-            reason=UNDO_REASON,
-            reviewer=reviewer.name,
-            reviewer_key_id=reviewer.key_id,
+            reason=reason,
+            reviewer=by.name,
+            reviewer_key_id=by.key_id,
             decided_at=now,
         )
     )
     session.commit()
-    return case_id
+    return True

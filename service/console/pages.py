@@ -9,20 +9,23 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from service import crud
 from service.console.decisions import (
+    NotDecidedError,
     NothingToUndoError,
     UndoWindowPassedError,
     case_sightings,
     first_in_queue,
     neighbour,
     queue_page,
+    reopen_case,
     type_counts,
     undo_last_decision,
 )
-from service.console.i18n import MESSAGES, REJECT_REASONS
+from service.console.i18n import MESSAGES, REJECT_REASONS, translator
 from service.console.sessions import SignedIn
 from service.console.web import (
     PREFIX,
@@ -32,13 +35,14 @@ from service.console.web import (
     PageUserDep,
     check_csrf,
     duration,
+    language,
     parse_filters,
     render,
     scene_index,
 )
 from service.deps import Services, ServicesDep, SessionDep
 from service.evidence import EvidenceNotFoundError
-from service.schemas import MAX_ID, CaseType, Decision, EvidenceRole, ReviewIn
+from service.schemas import MAX_ID, CaseType, Decision, EvidenceRole, ReviewIn, Role
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FormText = Annotated[str, Form(max_length=2000)]
 
 
-def _queue_context(session: SessionDep, filters: Filters) -> dict[str, object]:
+def _queue_context(session: Session, filters: Filters) -> dict[str, object]:
     with session.begin():
         cases = queue_page(session=session, queue=filters.queue, limit=QUEUE_ROWS)
         counts = type_counts(session=session, queue=filters.queue)
@@ -84,7 +88,7 @@ def case_view(
 def _case_page(
     request: Request,
     services: Services,
-    session: SessionDep,
+    session: Session,
     user: SignedIn,
     case_id: int,
     filters: Filters,
@@ -123,11 +127,17 @@ def _case_page(
 
 
 @router.get("/cases/{case_id}/evidence/{n}")
-def evidence(services: ServicesDep, session: SessionDep, user: DataUserDep, case_id: CaseId, n: CaseId) -> Response:
-    """The n-th (1-based here, as shown) evidence image of a case, for the console's session only."""
+def evidence(
+    services: ServicesDep,
+    session: SessionDep,
+    user: DataUserDep,
+    case_id: CaseId,
+    n: Annotated[int, Path(ge=0, le=MAX_ID)],
+) -> Response:
+    """A case's n-th evidence image (0-based, as in the API), for the console's session only."""
     with session.begin():
         case = crud.get_case(session=session, case_id=case_id)
-        item = None if case is None or n > len(case.evidence) else case.evidence[n - 1]
+        item = None if case is None or n >= len(case.evidence) else case.evidence[n]
     if item is None:
         raise HTTPException(404, f"case {case_id} has no evidence image {n}")
     try:
@@ -174,7 +184,7 @@ def decide(
     try:
         body = ReviewIn(decision=Decision(decision), reason=_reason(reason, note) if decision == "reject" else None)
     except (ValueError, ValidationError):
-        problem = "choose a reason to reject (and describe it for Other)"
+        problem = _words(request)["reason_needed"]
         return _case_page(request, services, session, user, case_id, filters, error=problem, code=422)
     now = services.clock()
     try:
@@ -189,7 +199,9 @@ def decide(
     except crud.CaseNotFoundError:
         raise HTTPException(404, f"no case {case_id}") from None
     except crud.CaseNotDraftError as exc:
-        return _case_page(request, services, session, user, case_id, filters, error=str(exc), code=409)
+        words = _words(request)
+        problem = words["not_draft"].format(status=words[exc.status.value])
+        return _case_page(request, services, session, user, case_id, filters, error=problem, code=409)
     services.metrics.review_latency.labels(body.decision.value).observe((now - case.created_at).total_seconds())
     log.info("case %d %s by %s in the console", case_id, case.status.value, user.principal.name)
     # review_case leaves the session in a read transaction of the decided case; the next case is read in it.
@@ -197,6 +209,37 @@ def decide(
     if following is None:
         following = first_in_queue(session=session, queue=filters.queue)
     return _go(following, filters)
+
+
+@router.post("/cases/{case_id}/reopen")
+def reopen(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    user: DataUserDep,
+    case_id: CaseId,
+    csrf: FormText = "",
+    reason: FormText = "",
+    q: FormText = "",
+) -> Response:
+    """An admin takes a decided case back to draft, with a reason, audited as `reopen`."""
+    check_csrf(user, csrf)
+    if user.principal.role is not Role.ADMIN:
+        raise HTTPException(403, "only an admin can reopen a case")
+    filters = _form_filters(q)
+    words = _words(request)
+    if not reason.strip() or "\x00" in reason:
+        return _case_page(request, services, session, user, case_id, filters, error=words["reopen_reason"], code=422)
+    try:
+        reopen_case(session=session, case_id=case_id, admin=user.principal, reason=reason.strip(), now=services.clock())
+    except NotDecidedError:
+        return _case_page(request, services, session, user, case_id, filters, error=words["not_decided"], code=409)
+    log.info("case %d reopened by %s: %s", case_id, user.principal.name, reason.strip())
+    return _go(case_id, filters)
+
+
+def _words(request: Request) -> dict[str, str]:
+    return translator(language(request))
 
 
 def _go(case_id: int | None, filters: Filters) -> Response:

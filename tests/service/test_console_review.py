@@ -93,7 +93,7 @@ def test_the_case_view_labels_evidence_by_role(client: TestClient, agent: str, r
     page = client.get(f"/console/cases/{three[0]}").text
     captions = re.findall(r'<figcaption data-role="([^"]*)">([^<]*)</figcaption>', page)
     assert captions == [("scene", "Scene"), ("crop", "Crop"), ("first-seen", "First sighting")]
-    for n, seed in ((1, 30), (2, 31), (3, 32)):
+    for n, seed in ((0, 30), (1, 31), (2, 32)):
         assert client.get(f"/console/cases/{three[0]}/evidence/{n}").content == jpeg(seed)
     for part in ("cam-3", "near-curb", "3 min", "0.87", "car", "streetwatch-test-1"):
         assert part in page
@@ -141,7 +141,7 @@ def test_a_rejection_needs_a_reason(
 ) -> None:
     code, page = _decide(client, three[0], decision="reject", reason=reason, note=note)
     assert code == 422
-    assert "choose a reason" in page
+    assert "Choose a reason to reject" in page
     assert _audit(settings, three[0]) == []
 
 
@@ -151,7 +151,7 @@ def test_a_decided_case_cannot_be_decided_again(
     client.post(f"/api/v1/cases/{three[0]}/review", json={"decision": "confirm"}, headers=bearer(reviewer))
     code, page = _decide(client, three[0], decision="reject", reason="duplicate")
     assert code == 409
-    assert "only a draft case can be reviewed" in page
+    assert "This case is Confirmed: only a draft can be decided." in page
     assert _audit(settings, three[0]) == [("confirm", None, "test-reviewer")]
 
 
@@ -217,3 +217,34 @@ def test_pages_follow_the_browsers_language_or_the_switch(client: TestClient, ag
     assert "违章停车" in client.get("/console/", headers={"Accept-Language": "en"}).text
     client.get("/console/lang/en")
     assert "Illegal parking" in client.get("/console/", headers={"Accept-Language": "zh"}).text
+
+
+def _reopen(client: TestClient, case_id: int, reason: str) -> int:
+    page = client.get(f"/console/cases/{case_id}").text
+    form = {"csrf": csrf_of(page), "reason": reason}
+    return client.post(f"/console/cases/{case_id}/reopen", data=form, follow_redirects=False).status_code
+
+
+def test_an_admin_reopens_a_decided_case_with_a_reason(
+    client: TestClient,
+    make_client: Callable[[ServiceSettings], TestClient],
+    settings: ServiceSettings,
+    keys: dict[Role, str],
+    clock: Clock,
+    three: list[int],
+) -> None:
+    _decide(client, three[0], decision="confirm")
+    clock.advance(3600)  # long past the reviewer's undo
+    assert "reopen-form" not in client.get(f"/console/cases/{three[0]}").text
+    assert _reopen(client, three[0], "the reviewer has no say") == 403
+    admin = make_client(settings)
+    assert sign_in(admin, keys[Role.ADMIN]).status_code == 303
+    assert "reopen-form" in admin.get(f"/console/cases/{three[0]}").text
+    assert _reopen(admin, three[0], "  ") == 422
+    assert _reopen(admin, three[1], "still a draft") == 409
+    assert _reopen(admin, three[0], "the owner showed a permit") == 303
+    assert _audit(settings, three[0]) == [
+        ("confirm", None, "test-reviewer"),
+        ("reopen", "the owner showed a permit", "test-admin"),
+    ]
+    assert _queue_ids(client.get("/console/").text) == three

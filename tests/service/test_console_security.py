@@ -18,7 +18,7 @@ from service.settings import ServiceSettings
     [
         ("/console/", 303),
         ("/console/cases/1", 303),
-        ("/console/cases/1/evidence/1", 401),
+        ("/console/cases/1/evidence/0", 401),
         ("/console/queue/live", 401),
     ],
 )
@@ -111,6 +111,7 @@ def test_posts_without_the_csrf_token_are_refused(client: TestClient, agent: str
     assert client.get(f"/api/v1/cases/{case_id}", headers=bearer(reviewer)).json()["status"] == "draft"
     assert client.post("/console/sign-out", data={}, follow_redirects=False).status_code == 403
     assert client.post("/console/undo", data={}, follow_redirects=False).status_code == 403
+    assert client.post(f"/console/cases/{case_id}/reopen", data={"reason": "x"}).status_code == 403
     assert client.get("/console/", follow_redirects=False).status_code == 200  # the session survived
 
 
