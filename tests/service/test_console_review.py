@@ -248,3 +248,22 @@ def test_an_admin_reopens_a_decided_case_with_a_reason(
         ("reopen", "the owner showed a permit", "test-admin"),
     ]
     assert _queue_ids(client.get("/console/").text) == three
+
+
+def test_next_and_previous_follow_the_filtered_queue(client: TestClient, agent: str, three: list[int]) -> None:
+    def links(case_id: int, **params: str) -> tuple[str | None, str | None]:
+        page = client.get(f"/console/cases/{case_id}", params=params).text
+        found = [re.search(rf'id="{name}" href="/console/cases/(\d+)', page) for name in ("prev", "next")]
+        return (found[0] and found[0].group(1), found[1] and found[1].group(1))
+
+    assert links(three[0]) == (None, str(three[1]))
+    assert links(three[1]) == (str(three[0]), str(three[2]))
+    assert links(three[1], order="newest") == (str(three[2]), str(three[0]))
+    vending = post_roles(client, agent, key="v9", seed=9, type="street_vending", detected_after_s=900)
+    assert links(three[2]) == (str(three[1]), str(vending))
+    assert links(three[2], type="illegal_parking") == (str(three[1]), None)
+    # A decision keeps the reviewer in the filtered queue: past the last parking case, back to its first one.
+    page = client.get(f"/console/cases/{three[2]}", params={"type": "illegal_parking"}).text
+    form = {"csrf": csrf_of(page), "decision": "confirm", "q": "type=illegal_parking"}
+    decided = client.post(f"/console/cases/{three[2]}/decide", data=form, follow_redirects=False)
+    assert decided.headers["location"] == f"/console/cases/{three[0]}?type=illegal_parking"
