@@ -17,6 +17,7 @@ from starlette.types import Scope
 
 from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
+from service.console import routes as console
 from service.db import KeyedLock, make_engine, make_sessions
 from service.deps import Clock, Services
 from service.early_auth import AuthenticateBeforeBody
@@ -73,6 +74,8 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         summary="Draft cases from camera agents, evidence, and reviewers' decisions.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served by the console module from packaged files: no CDN
+        redoc_url=None,
     )
     app.state.services = services
     app.add_middleware(AuthenticateBeforeBody, services=services)
@@ -98,6 +101,7 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its document
+    console.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.auth import Principal, generate_key, hash_key
 from service.db import begin_write
 from service.models import ApiKey, Case, Evidence, Review, Sighting
-from service.schemas import CaseIn, CaseStatus, CaseType, Decision, PostResult, Role, box_iou
+from service.schemas import CaseIn, CaseStatus, CaseType, Decision, EvidenceRole, PostResult, Role, box_iou
 
 #: Where a page of `list_cases` stopped: the last case's (detected_at, id).
 Position = tuple[datetime, int]
@@ -28,6 +28,7 @@ class NewEvidence:
     sha256: str
     content_type: str
     size: int
+    role: EvidenceRole | None = None
 
 
 #: The idempotency scope of sightings posted before keys were scoped per API key: any agent's retry finds them.
@@ -172,6 +173,7 @@ def post_case(
                     content_type=item.content_type,
                     size=item.size,
                     created_at=now,
+                    role=None if item.role is None else item.role.value,
                 )
             )
         session.flush()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from service.schemas import CaseStatus, CaseType, Decision, Role
+from service.schemas import CaseStatus, CaseType, ReviewAction, Role
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -150,6 +150,8 @@ class Evidence(Base):
     content_type: Mapped[str] = mapped_column(String(32))
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What the image shows (`EvidenceRole`), named by the agent's part filename; None when it named none.
+    role: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Review(Base):
@@ -159,8 +161,22 @@ class Review(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    decision: Mapped[Decision] = mapped_column(_str_enum(Decision))
+    decision: Mapped[ReviewAction] = mapped_column(_str_enum(ReviewAction))
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     reviewer: Mapped[str] = mapped_column(String(128))
     reviewer_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), default=None)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsoleSession(Base):
+    """A reviewer's sign-in to the review console; the browser holds the token, the table only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Every form of the session carries it; a cross-site page cannot read it.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -55,6 +55,30 @@ class Decision(StrEnum):
         return CaseStatus.CONFIRMED if self is Decision.CONFIRM else CaseStatus.REJECTED
 
 
+class ReviewAction(StrEnum):
+    """An entry of a case's review audit trail: a decision, or `reopen`, which takes a decided case back to draft
+    (a reviewer undoing their own decision in the review console)."""
+
+    CONFIRM = "confirm"
+    REJECT = "reject"
+    REOPEN = "reopen"
+
+
+class EvidenceRole(StrEnum):
+    """What an evidence image shows, named by the filename of its part (`scene.jpg`, `crop.jpg`, `first-seen.jpg`,
+    as the pipeline sends them)."""
+
+    SCENE = "scene"
+    CROP = "crop"
+    FIRST_SEEN = "first-seen"
+
+    @classmethod
+    def of_filename(cls, filename: str | None) -> EvidenceRole | None:
+        """The role a part's filename names (its stem, case-insensitive), or None."""
+        stem = (filename or "").rsplit("/", 1)[-1].split(".", 1)[0].lower()
+        return next((role for role in cls if role.value == stem), None)
+
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 #: Row ids are PostgreSQL `integer`s: a larger number names no row (and would overflow the query).
@@ -156,6 +180,7 @@ class EvidenceOut(BaseModel):
     size: int
     sha256: str
     url: str
+    role: EvidenceRole | None = Field(default=None, description="scene, crop or first-seen; null when not named.")
 
 
 class ReviewIn(BaseModel):
@@ -181,7 +206,7 @@ class ReviewIn(BaseModel):
 class ReviewOut(BaseModel):
     """The audit record of one review decision: who decided what, when and why."""
 
-    decision: Decision
+    decision: ReviewAction
     reason: str | None
     reviewer: str
     decided_at: datetime

@@ -58,6 +58,16 @@ class ServiceSettings(BaseSettings):
     clock_skew_s: float = Field(
         default=300, ge=0, description="How far a case's detected_at may lie ahead of this service's clock, in seconds."
     )
+    console_session_s: float = Field(
+        default=12 * 3600, gt=0, description="How long a review console sign-in lasts, in seconds (one shift)."
+    )
+    console_undo_s: float = Field(
+        default=60, ge=0, description="How long after a decision its reviewer may undo it in the console (key u)."
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="Send the console's cookies over HTTPS only; set it when a TLS proxy serves the console.",
+    )
     bootstrap_agent_key: SecretStr | None = Field(
         default=None,
         description="An extra agent key valid only for this process and never stored (for an embedded pipeline).",

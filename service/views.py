@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.models import ApiKey, Case
 from service.routes import API_PREFIX
-from service.schemas import CaseOut, CasePosted, EvidenceOut, KeyOut, PostResult, ReviewOut
+from service.schemas import CaseOut, CasePosted, EvidenceOut, EvidenceRole, KeyOut, PostResult, ReviewOut
 
 
 def evidence_url(case_id: int, index: int) -> str:
@@ -33,7 +33,12 @@ def case_out(case: Case) -> CaseOut:
         reviewed_at=case.reviewed_at,
         evidence=[
             EvidenceOut(
-                index=i, content_type=e.content_type, size=e.size, sha256=e.sha256, url=evidence_url(case.id, i)
+                index=i,
+                content_type=e.content_type,
+                size=e.size,
+                sha256=e.sha256,
+                url=evidence_url(case.id, i),
+                role=EvidenceRole.of_filename(e.role),
             )
             for i, e in enumerate(case.evidence)
         ],

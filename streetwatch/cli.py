@@ -473,7 +473,8 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
         f"Case {case} holds {found[0].evidence_count} evidence images: the scene with the zone and the bus boxed, "
         "a crop of the bus, and the frame it was first seen in. To see them, serve the cases with "
         f"[bold]streetwatch serve --state-dir {state_dir}[/bold], make a key with "
-        f"[bold]streetwatch keys create --role reviewer --state-dir {state_dir}[/bold] (its last line), then\n"
+        f"[bold]streetwatch keys create --role reviewer --state-dir {state_dir}[/bold] (its last line), open "
+        f"http://127.0.0.1:8080/console/cases/{case} and sign in with that key; or, from a shell,\n"
         f"  curl -H 'Authorization: Bearer KEY' http://127.0.0.1:8080/api/v1/cases/{case}\n"
         f"  curl -H 'Authorization: Bearer KEY' -o scene.jpg http://127.0.0.1:8080/api/v1/cases/{case}/evidence/0"
     )

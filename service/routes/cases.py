@@ -28,6 +28,7 @@ from service.schemas import (
     CasePosted,
     CaseStatus,
     CaseType,
+    EvidenceRole,
     Name,
     PostResult,
     Problem,
@@ -143,11 +144,11 @@ class _Post:
                 merge_iou=self.services.settings.merge_iou,
             )
 
-    def store(self, images: list[tuple[bytes, str]]) -> list[crud.NewEvidence]:
+    def store(self, images: list[tuple[bytes, str, EvidenceRole | None]]) -> list[crud.NewEvidence]:
         # Files first, then the rows that point at them: a failed commit leaves at worst an unreferenced file.
         return [
-            crud.NewEvidence(sha256=self.services.store.put(data), content_type=content_type, size=len(data))
-            for data, content_type in images
+            crud.NewEvidence(sha256=self.services.store.put(data), content_type=content_type, size=len(data), role=role)
+            for data, content_type, role in images
         ]
 
     def record(self, evidence: list[crud.NewEvidence]) -> crud.PostOutcome:
@@ -175,7 +176,7 @@ class _Post:
                 self.services.store.delete(digest)
 
 
-def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, str]]:
+def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, str, EvidenceRole | None]]:
     images = []
     for i, part in enumerate(parts):
         name = f"evidence[{i}]" + (f" ({part.filename})" if part.filename else "")
@@ -185,7 +186,7 @@ def _read_images(parts: list[UploadFile], *, limit: int) -> list[tuple[bytes, st
         content_type = image_type(data)
         if content_type is None:
             raise HTTPException(415, f"{name} is not a JPEG or PNG image that decodes completely")
-        images.append((data, content_type))
+        images.append((data, content_type, EvidenceRole.of_filename(part.filename)))
     return images
 
 

@@ -10,7 +10,7 @@ from service.db import make_engine
 from service.migrations import current_revision, downgrade_engine, head_revision, upgrade, upgrade_engine
 from service.models import Base
 
-TABLES = {"alembic_version", "api_keys", "cases", "sightings", "evidence", "reviews"}
+TABLES = {"alembic_version", "api_keys", "cases", "sightings", "evidence", "reviews", "console_sessions"}
 
 
 def test_empty_database_migrates_to_head_and_back(database_url: str) -> None:
