@@ -25,9 +25,10 @@ from streetwatch.core import Detections, DraftCase, Frame
 
 log = logging.getLogger(__name__)
 
-#: Frames buffered per camera between its reader and the model. A file's reader waits for room; a live
-#: camera's reader drops its oldest frame instead, so the model always sees the latest.
-QUEUE_FRAMES: Final = 4
+#: Frames buffered per camera between its reader and the model: only the next due one, so a camera costs one
+#: decoded frame of memory however far the model falls behind. A file's reader waits for room; a live camera's
+#: reader replaces the waiting frame instead, so the model always sees the latest.
+QUEUE_FRAMES: Final = 1
 #: Most frames in one model batch; cameras beyond it wait for the next batch, in turn.
 MAX_BATCH: Final = 16
 _END: Final = None
