@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
+from enum import Enum
 from functools import partial
 from typing import Final
 
@@ -24,11 +25,20 @@ PIXEL_DELTA: Final = 12
 CHANGED_SHARE: Final = 0.001
 
 
-class ViewChange:
-    """Whether a camera's view has changed since the frame the model last saw, compared as small grey thumbnails.
+class View(Enum):
+    """How a due frame's view compares with the one the model last saw."""
 
-    A view that has not changed lets the camera skip the model for up to `max_skip_s` stream seconds after the
-    model last ran; anything that arrives changes it, so nothing new stays unseen for longer than one sample.
+    FIRST = "first"  # the model has not seen this camera yet
+    CHANGED = "changed"
+    STALE = "stale"  # unchanged, but the model last looked longer ago than the bound
+    UNCHANGED = "unchanged"
+
+
+class ViewChange:
+    """Compares a camera's view with the frame the model last saw, as small grey thumbnails.
+
+    An unchanged view lets the camera skip the model for up to `max_skip_s` stream seconds after the model last
+    ran; anything that arrives changes it, so nothing new stays unseen for longer than one sample.
     """
 
     def __init__(self, max_skip_s: float) -> None:
@@ -36,18 +46,20 @@ class ViewChange:
         self._reference: npt.NDArray[np.int16] | None = None
         self._at_s = 0.0
 
-    def needs_model(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> bool:
-        """Whether this frame must go through the model; when it must, it becomes the view compared against."""
-        if self.max_skip_s <= 0:
-            return True
+    def compare(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> View:
+        """How this frame's view compares; any answer but UNCHANGED makes it the view compared against."""
         small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
         thumb = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
-        if self._reference is not None and timestamp_s - self._at_s <= self.max_skip_s:
-            changed = float(np.mean(np.abs(thumb - self._reference) > PIXEL_DELTA))
-            if changed <= CHANGED_SHARE:
-                return False
+        if self._reference is None:
+            view = View.FIRST
+        elif float(np.mean(np.abs(thumb - self._reference) > PIXEL_DELTA)) > CHANGED_SHARE:
+            view = View.CHANGED
+        elif timestamp_s - self._at_s > self.max_skip_s:
+            view = View.STALE
+        else:
+            return View.UNCHANGED
         self._reference, self._at_s = thumb, timestamp_s
-        return True
+        return view
 
 
 def default_grace_s(sample_every_s: float) -> float:
@@ -66,7 +78,7 @@ class CameraPipeline:
         self.tracker = CameraTracker(sample_every_s=camera.sample_every_s)
         self.view = ViewChange(skip_unchanged_s)
         self._tracked: Detections | None = None
-        self._settled = False  # every detection of the last model run belongs to a track
+        self._confirming = False  # the model runs once more after a change, for the tracker to confirm arrivals
         self.rules = [
             DwellRule(
                 camera.id,
@@ -82,11 +94,14 @@ class CameraPipeline:
     def needs_model(self, frame: Frame) -> bool:
         """Whether `frame` must go through the model, or its view is unchanged and the last tracks still hold.
 
-        A new object becomes a track only when the tracker sees it a second time, so the model also runs while
-        the last run found anything not yet tracked.
+        A new object becomes a track only when the tracker sees it a second time, so after the view changed the
+        model also runs on the next due frame.
         """
-        changed = self.view.needs_model(frame.image, frame.timestamp_s)
-        return changed or self._tracked is None or not self._settled
+        if self.view.max_skip_s <= 0:
+            return True
+        view = self.view.compare(frame.image, frame.timestamp_s)
+        confirming, self._confirming = self._confirming, view is View.CHANGED
+        return view is not View.UNCHANGED or confirming or self._tracked is None
 
     def process(self, frame: Frame, detections: Detections | None) -> list[DraftCase]:
         """Track, apply every zone's rule and turn each violation into a draft case with evidence.
@@ -99,7 +114,6 @@ class CameraPipeline:
             tracked = self._tracked
         else:
             tracked = self._tracked = self.tracker.update(detections, frame.size)
-            self._settled = len(tracked) >= len(detections)
         drafts = []
         for rule in self.rules:
             polygon = rule.zone.polygon
