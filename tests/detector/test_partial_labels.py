@@ -67,6 +67,48 @@ def test_an_image_of_no_listed_source_trains_every_class(runtime_dir: Path) -> N
     assert bool((grads > 0).all())
 
 
+def reviewed_grads(model: Any) -> tuple[Any, Any]:
+    """Signed class-logit gradients (image, class, anchor) on two reviewed images (a confirmed garbage box, a
+    rejected car box as a hard negative) and one ordinary image, and whether each anchor lies in the box."""
+    import torch
+    from ultralytics.utils.tal import make_anchors
+
+    torch.manual_seed(0)
+    model.train()
+    preds = model(torch.rand(3, 3, 64, 64))
+    preds["scores"].retain_grad()
+    garbage, car = TAXONOMY.index("garbage"), TAXONOMY.index("car")
+    box = [0.5, 0.5, 0.4, 0.4]
+    batch = {
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[float(garbage)], [-1.0 - car]]),
+        "bboxes": torch.tensor([box, box]),
+        "im_file": ["ds/reviewed__case-1.jpg", "ds/reviewed__case-2.jpg", "ds/images/train/other.jpg"],
+    }
+    loss_fn = partial_label_loss(model, {}, ["reviewed__case-1.jpg", "reviewed__case-2.jpg"])
+    loss, _ = loss_fn(preds, batch)
+    loss.sum().backward()
+    anchors, strides = make_anchors(preds["feats"], loss_fn.stride, 0.5)
+    centres = anchors * strides
+    inside = ((centres - 32).abs() <= 0.2 * 64).all(dim=1)
+    return preds["scores"].grad, inside
+
+
+def test_a_reviewed_image_trains_only_its_class_and_only_inside_its_box(runtime_dir: Path) -> None:
+    grads, inside = reviewed_grads(detection_model())
+    car, garbage = TAXONOMY.index("car"), TAXONOMY.index("garbage")
+    touched = grads != 0
+    # The confirmed garbage image: garbage learnt inside the box (some anchors pulled up: the object)...
+    assert bool(touched[0, garbage, inside].all()) and bool((grads[0, garbage, inside] < 0).any())
+    # ...and nothing else: not garbage elsewhere on the frame, not the unlabelled cars in it.
+    assert int(touched[0].sum()) == int(inside.sum())
+    # The rejected car box: inside it every anchor is pushed towards "no car"; the rest of the frame is ignored.
+    assert bool((grads[1, car, inside] > 0).all())
+    assert int(touched[1].sum()) == int(inside.sum())
+    # An ordinary image in the same batch still trains every class everywhere (it is all background here).
+    assert bool(touched[2].all())
+
+
 def two_source_dataset(root: Path) -> Path:
     """Three images from each of two sources, each source labelling only its own class."""
     rng = np.random.default_rng(0)
