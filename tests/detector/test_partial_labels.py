@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
+from detector.reviewed import ReviewedImage, reviewed_manifest, write_reviewed_dataset
 from detector.taxonomy import TAXONOMY
-from detector.train import mosaic_within_sources, partial_label_loss
+from detector.train import add_hard_negatives, mosaic_within_sources, partial_label_loss
 
 ANNOTATED = {"garbage_src": ["garbage"], "traffic_src": ["car", "bus"]}
 NAMES = dict(enumerate(TAXONOMY))
@@ -143,4 +144,54 @@ def test_mosaics_take_their_tiles_from_one_source(tmp_path: Path, runtime_dir: P
             classes = {int(c) for c in dataset[i]["cls"].flatten().tolist()}
             mixed += len(classes) > 1
     # Plain ultralytics mosaics mix the sources (so the check can fail); ours never do.
+    assert (mixed == 0) is within_sources
+
+
+def reviewed_and_source_dataset(root: Path) -> Path:
+    """Three exported reviewed cases (a confirmed car, two stalls rejected as wrong objects) beside three
+    images of a source that labels only garbage."""
+    rng = np.random.default_rng(1)
+    cases = []
+    for i in range(3):
+        _ok, jpg = cv2.imencode(".jpg", rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+        label, confirmed = ("car", True) if i == 0 else ("street_stall", False)
+        cases.append(ReviewedImage(i, confirmed, label, (0.2, 0.2, 0.8, 0.8), "wrong object", jpg.tobytes()))
+    write_reviewed_dataset(cases, root)
+    for i in range(3):
+        cv2.imwrite(str(root / "images" / "train" / f"garbage_src__{i}.jpg"), rng.integers(0, 255, (96, 128, 3)))
+        garbage = TAXONOMY.index("garbage")
+        (root / "labels" / "train" / f"garbage_src__{i}.txt").write_text(f"{garbage} 0.5 0.5 0.3 0.3\n")
+    return root / "data.yaml"
+
+
+@pytest.mark.parametrize("within_sources", [True, False])
+def test_hard_negatives_ride_along_and_stay_in_mosaics_of_reviewed_images(
+    tmp_path: Path, runtime_dir: Path, within_sources: bool
+) -> None:
+    import random
+
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(reviewed_and_source_dataset(tmp_path / "ds")))
+    cfg = get_cfg(overrides={"imgsz": 64, "mosaic": 1.0, "fliplr": 0.5, "translate": 0.0, "scale": 0.0})
+    dataset = build_yolo_dataset(cfg, data["train"], 6, data, mode="train")
+    add_hard_negatives(dataset, reviewed_manifest(Path(data["path"]), data["reviewed"]).negatives)
+    if within_sources:
+        mosaic_within_sources(dataset)
+    random.seed(0)
+    stall = -1 - TAXONOMY.index("street_stall")
+    negatives, mixed = 0, 0
+    for _ in range(5):
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            classes = {int(c) for c in sample["cls"].flatten().tolist()}
+            negatives += stall in classes
+            reviewed = Path(sample["im_file"]).name.startswith("reviewed__")
+            # A hard negative or a reviewed box on a source's mosaic (or a garbage box on a reviewed one) would
+            # take the wrong image's mask.
+            garbage = TAXONOMY.index("garbage")
+            mixed += (garbage in classes) if reviewed else (classes != {garbage})
+    assert negatives > 0  # the rejected stall boxes survive mosaic and flips, as labels of class -1 - stall
     assert (mixed == 0) is within_sources
