@@ -8,7 +8,7 @@ from datetime import datetime
 
 from service import crud
 from service.admin import open_database
-from service.evidence import LocalEvidenceStore
+from service.evidence import EvidenceNotFoundError, LocalEvidenceStore
 from service.models import Case
 from service.schemas import Box, CaseStatus, EvidenceRole
 from service.settings import ServiceSettings
@@ -59,6 +59,11 @@ def reviewed_cases(
             if not case.labels:
                 yield Skipped(case.id, "no label")
                 continue
+            try:
+                image = store.get(digest)
+            except EvidenceNotFoundError:
+                yield Skipped(case.id, f"its clean scene {digest} is missing from the evidence store")
+                continue
             assert case.reviewed_at is not None  # reviewed_cases selects decided cases only
             yield ReviewedCase(
                 case_id=case.id,
@@ -67,5 +72,5 @@ def reviewed_cases(
                 box=(case.x1, case.y1, case.x2, case.y2),
                 reason=case.reviews[-1].reason if case.reviews else None,
                 reviewed_at=case.reviewed_at,
-                image=store.get(digest),
+                image=image,
             )

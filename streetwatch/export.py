@@ -60,7 +60,7 @@ def export_reviewed(
     reasons = DEFAULT_NEGATIVE_REASONS if negative_reason is None else tuple(negative_reason)
     report = write_reviewed_dataset(images, out, negative_reasons=reasons)
     skipped.update(report.skipped)
-    console = Console()
+    console = Console(soft_wrap=True)  # a path or digest stays whole on its line
     for case_id, why in sorted(skipped.items()):
         console.print(f"case {case_id} left out: {why}", highlight=False)
     console.print(

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from detector.taxonomy import TAXONOMY
+from service.evidence import LocalEvidenceStore, sha256_hex
 from service.settings import ServiceSettings
 from streetwatch.cli import app
 
@@ -58,12 +59,16 @@ def test_confirmed_and_wrong_object_cases_become_labels_and_hard_negatives(
     _review(client, reviewer, rejected, "reject", "wrong object: a parked van")
     _review(client, reviewer, duplicate, "reject", "duplicate")
     _review(client, reviewer, old_post, "confirm")
+    lost = _case(client, agent, 6, ["car"], jpeg(6, 32))
+    _review(client, reviewer, lost, "confirm")
+    LocalEvidenceStore(settings.resolved_evidence_dir).delete(sha256_hex(jpeg(6, 32)))
 
     out = tmp_path / "export"
     result = _export(settings, "--since", since, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "exported 1 confirmed and 1 hard-negative cases" in result.output
     assert f"case {old_post} left out: no clean scene frame" in result.output
+    assert f"case {lost} left out: its clean scene {sha256_hex(jpeg(6, 32))} is missing" in result.output
     assert f"case {duplicate} left out: rejected for a reason that is no hard negative" in result.output
 
     images = sorted(p.name for p in (out / "images" / "train").iterdir())
