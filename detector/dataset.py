@@ -17,6 +17,7 @@ from detector.pretrained import resolve_weights
 from detector.provenance import SOURCE_SEPARATOR
 from detector.pseudo import PseudoTarget, TeacherCache, add_pseudo_labels
 from detector.recipes import MixRecipe, PseudoLabelSpec, RecipeError, SourceRecipe
+from detector.reviewed import MANIFEST, merge_exports
 from detector.taxonomy import TAXONOMY
 from detector.zoom import write_image, zoom_crops
 
@@ -252,6 +253,11 @@ def build_dataset(
                 )
                 train_entries += [f"./images/train/{c.name}" for c in crops]
                 report.zoom_crops += len(crops)
+    reviewed = [data_root / folder for folder in mix.reviewed]  # an absolute folder stays itself
+    try:
+        train_entries += merge_exports(reviewed, out) if reviewed else []
+    except ValueError as exc:
+        raise RecipeError(f"reviewed: {exc}") from None
     _write_val_yamls(out, mix.sources)
     (out / "train.txt").write_text("\n".join(train_entries) + "\n", encoding="utf-8")
     report.train_list_entries = len(train_entries)
@@ -263,6 +269,8 @@ def build_dataset(
     }
     if mix.partial_labels:
         data_yaml["annotated"] = annotated_classes(mix, sources)
+    if reviewed:
+        data_yaml["reviewed"] = [MANIFEST]
     (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False), encoding="utf-8")
     (out / "counts.json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
     log.info("built %s: %d train, %d val images", out, report.splits["train"].images, report.splits["val"].images)

@@ -104,6 +104,11 @@ class MixRecipe(BaseModel):
     )
     pseudo_labels: list[PseudoLabelSpec] = Field(default_factory=list)
     zoom: ZoomSpec | None = None
+    reviewed: list[str] = Field(
+        default_factory=list,
+        description="Folders written by `streetwatch export-reviewed` (under the data root, or absolute), added "
+        "to train; each of their images trains only its case's class inside its box (see detector.train).",
+    )
     partial_labels: bool = Field(
         default=False,
         description="Train each source's images only on the classes that source labels (see detector.train): "

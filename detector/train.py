@@ -7,12 +7,16 @@ import logging
 import random
 import shutil
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+
 from detector.pretrained import ARCHITECTURE, DEFAULT_START, load_start, resolve_weights
 from detector.provenance import source_of
+from detector.reviewed import ReviewedLabels, reviewed_manifest
 from detector.runtime import prepare_runtime
 
 log = logging.getLogger(__name__)
@@ -49,17 +53,26 @@ class TrainResult:
     run_dir: Path
 
 
-def partial_label_loss(model: Any, annotated: dict[str, list[str]]) -> Any:
+def partial_label_loss(model: Any, annotated: dict[str, list[str]], reviewed: Collection[str] = ()) -> Any:
     """ultralytics' detection loss for `model`, whose class term on each image counts only the classes that
-    the image's source labels (`annotated`: source -> class names, as a built data.yaml carries it).
+    the image's source labels (`annotated`: source -> class names, as a built data.yaml carries it), and on a
+    reviewed image (its file name in `reviewed`, see detector.reviewed) only its case's class inside its box.
 
     The sources of a merged dataset each label a few classes: a garbage photo's parked cars are unlabelled,
     not background. The full loss would teach the model to call them background (and so miss kerbside
     vehicles); here the class logits of classes a source never labels get no loss on its images. Box and
     DFL terms are unchanged (they only concern labelled boxes). Images of no listed source count every class.
+
+    A reviewed image labels one object: a confirmed box, or a rejected one that arrives in the batch as a hard
+    negative (class index -1 - class, carried through the augmentations like a label; see
+    add_hard_negatives). Its frame holds other cars and stalls nobody labelled, so on it the class term
+    counts only the anchors whose centres lie inside such a box, and only for the box's class: inside a
+    confirmed box the assigned anchors learn the class and the rest of the box background; inside a rejected
+    one every anchor learns "no <class> here". Hard negatives are then dropped from the targets.
     """
     import torch
     from ultralytics.utils.loss import v8DetectionLoss
+    from ultralytics.utils.tal import make_anchors
 
     class PartialLabelLoss(v8DetectionLoss):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -70,14 +83,55 @@ def partial_label_loss(model: Any, annotated: dict[str, list[str]]) -> Any:
             for source, classes in annotated.items():
                 mask[self.rows[source]] = torch.tensor([names[i] in classes for i in range(len(names))])
             self.mask = mask
+            self.reviewed = frozenset(reviewed)
 
         def loss(self, preds: dict[str, Any], batch: dict[str, Any]) -> tuple[Any, Any]:
             rows = [self.rows.get(source_of(f), len(self.rows)) for f in batch["im_file"]]
             # ultralytics multiplies the per-anchor class BCE (batch, anchors, classes) by class_weights.
-            self.class_weights = self.mask[rows].unsqueeze(1)
+            weights = self.mask[rows].unsqueeze(1)
+            own = [i for i, f in enumerate(batch["im_file"]) if Path(f).name in self.reviewed]
+            if own:
+                weights = self._box_weights(preds, batch, weights, own)
+            self.class_weights = weights
+            negative = batch["cls"].view(-1) < 0
+            if bool(negative.any()):
+                keep = ~negative
+                batch = {**batch, "batch_idx": batch["batch_idx"][keep], "cls": batch["cls"][keep]}
+                batch["bboxes"] = batch["bboxes"][keep.to(batch["bboxes"].device)]
             return cast(tuple[Any, Any], super().loss(preds, batch))
 
+        def _box_weights(self, preds: dict[str, Any], batch: dict[str, Any], weights: Any, own: list[int]) -> Any:
+            """`weights` expanded per anchor, the reviewed images' rows counting only their boxes' classes at
+            the anchors inside those boxes."""
+            anchors, strides = make_anchors(preds["feats"], self.stride, 0.5)
+            centres = anchors * strides  # (anchors, 2) in input pixels
+            h, w = (n * self.stride[0] for n in preds["feats"][0].shape[2:])
+            out = weights.expand(len(batch["im_file"]), len(centres), weights.shape[2]).clone()
+            out[own] = 0
+            image = batch["batch_idx"].view(-1).long().to(self.device)
+            cls = batch["cls"].view(-1).long().to(self.device)
+            cls = torch.where(cls < 0, -1 - cls, cls)
+            xywh = batch["bboxes"].to(self.device) * torch.tensor([w, h, w, h], device=self.device)
+            on_own = torch.isin(image, torch.tensor(own, device=self.device))
+            for i, c, (x, y, bw, bh) in zip(image[on_own], cls[on_own], xywh[on_own], strict=True):
+                inside = ((centres[:, 0] - x).abs() <= bw / 2) & ((centres[:, 1] - y).abs() <= bh / 2)
+                out[i, inside, c] = 1.0
+            return out
+
     return PartialLabelLoss()
+
+
+def add_hard_negatives(dataset: Any, negatives: dict[str, tuple[int, tuple[float, float, float, float]]]) -> None:
+    """Append each reviewed image's hard-negative box (file name -> class index, normalised xywh) to its labels
+    with class -1 - class, so that mosaics, flips and scaling move it with the image; partial_label_loss
+    teaches its area as background for that class and never as a box."""
+    for label in dataset.labels:
+        found = negatives.get(Path(label["im_file"]).name)
+        if found is None:
+            continue
+        cls, xywh = found
+        label["cls"] = np.concatenate([label["cls"], np.array([[-1.0 - cls]], np.float32)])
+        label["bboxes"] = np.concatenate([label["bboxes"], np.array([xywh], np.float32)])
 
 
 def mosaic_within_sources(dataset: Any) -> None:
@@ -129,19 +183,48 @@ def _trainer_class(start: Path) -> type[Any]:
                 load_start(model, start)
             return model
 
+        def _reviewed(self) -> ReviewedLabels:
+            manifests = self.data.get("reviewed") or []
+            return reviewed_manifest(Path(self.data.get("path") or "."), manifests)
+
         def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
             dataset = super().build_dataset(img_path, mode, batch)
-            if mode == "train" and self.data.get("annotated"):
+            if mode == "train" and self.data.get("reviewed"):
+                add_hard_negatives(dataset, self._reviewed().negatives)
+            if mode == "train" and (self.data.get("annotated") or self.data.get("reviewed")):
                 mosaic_within_sources(dataset)
             return dataset
 
         def _setup_train(self) -> None:
             super()._setup_train()
-            annotated = self.data.get("annotated")
-            if annotated:
+            annotated = self.data.get("annotated") or {}
+            if annotated or self.data.get("reviewed"):
                 model = unwrap_model(self.model)
-                model.criterion = partial_label_loss(model, annotated)
-                log.info("partial labels: each source's images train only the classes it labels: %s", annotated)
+                model.criterion = partial_label_loss(model, annotated, self._reviewed().images)
+                log.info(
+                    "partial labels: each source's images train only the classes it labels: %s; %d reviewed "
+                    "images train only their case's class inside its box",
+                    annotated,
+                    len(self._reviewed().images),
+                )
+
+        def plot_training_labels(self) -> None:
+            # Hard negatives (class < 0) are no labels; they would be counted as the last class.
+            kept = [
+                {**lb, "cls": lb["cls"][lb["cls"][:, 0] >= 0], "bboxes": lb["bboxes"][lb["cls"][:, 0] >= 0]}
+                for lb in self.train_loader.dataset.labels
+            ]
+            from ultralytics.utils.plotting import plot_labels
+
+            boxes = np.concatenate([lb["bboxes"] for lb in kept], 0)
+            cls = np.concatenate([lb["cls"] for lb in kept], 0)
+            plot_labels(boxes, cls.squeeze(), names=self.data["names"], save_dir=self.save_dir, on_plot=self.on_plot)
+
+        def plot_training_samples(self, batch: dict[str, Any], ni: int) -> None:
+            keep = batch["cls"].view(-1) >= 0
+            batch = {**batch, "cls": batch["cls"][keep], "bboxes": batch["bboxes"][keep]}
+            batch["batch_idx"] = batch["batch_idx"][keep]
+            super().plot_training_samples(batch, ni)
 
         def read_results_csv(self) -> dict[str, list[float]]:
             if not self.csv.exists():

@@ -1,4 +1,5 @@
-"""Evidence images for a case: the scene with the zone and the object drawn, a crop, and the first sighting."""
+"""Evidence images for a case: the scene with the zone and the object drawn, the same scene clean, a crop, and the
+first sighting."""
 
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ def render_evidence(
     polygon: Sequence[tuple[float, float]],
     first_frame: bytes | None = None,
 ) -> tuple[EvidenceImage, ...]:
-    """The scene (zone, object box and label), a crop of the object with some context, and the first sighting."""
+    """The scene (zone, object box and label), the scene as the camera saw it (nothing drawn: reviewed cases become
+    training images, see `streetwatch export-reviewed`), a crop of the object with some context, and the first
+    sighting."""
     h, w = image.shape[:2]
     scene = _draw(image, violation.xyxy, polygon)
     x1, y1, x2, y2 = _pixels(violation.xyxy, w, h)
@@ -65,7 +68,10 @@ def render_evidence(
     cv2.putText(scene, label, (x1, max(15, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, max(0.5, w / 1280), _BOX, 2)
     mx, my = (x2 - x1) // 4, (y2 - y1) // 4
     crop = image[max(0, y1 - my) : min(h, y2 + my), max(0, x1 - mx) : min(w, x2 + mx)]
-    out = [EvidenceImage("scene.jpg", "image/jpeg", _jpeg(scene))]
+    out = [
+        EvidenceImage("scene.jpg", "image/jpeg", _jpeg(scene)),
+        EvidenceImage("scene-clean.jpg", "image/jpeg", _jpeg(image, quality=90)),
+    ]
     if crop.size:
         out.append(EvidenceImage("crop.jpg", "image/jpeg", _jpeg(np.ascontiguousarray(crop))))
     if first_frame is not None:

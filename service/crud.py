@@ -306,6 +306,18 @@ def list_cases(
     return rows, (rows[-1].detected_at, rows[-1].id)
 
 
+def reviewed_cases(*, session: Session, since: datetime, until: datetime | None = None) -> list[Case]:
+    """Confirmed and rejected cases decided at or after `since` (and before `until`), oldest decision first."""
+    query = select(Case).where(
+        Case.status.in_((CaseStatus.CONFIRMED, CaseStatus.REJECTED)),
+        Case.reviewed_at.is_not(None),
+        Case.reviewed_at >= since,
+    )
+    if until is not None:
+        query = query.where(Case.reviewed_at < until)
+    return list(session.scalars(query.order_by(Case.reviewed_at, Case.id)))
+
+
 def get_case(*, session: Session, case_id: int) -> Case | None:
     """One case with its evidence and reviews."""
     return session.get(Case, case_id)

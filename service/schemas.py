@@ -65,10 +65,12 @@ class ReviewAction(StrEnum):
 
 
 class EvidenceRole(StrEnum):
-    """What an evidence image shows, named by the filename of its part (`scene.jpg`, `crop.jpg`, `first-seen.jpg`,
-    as the pipeline sends them)."""
+    """What an evidence image shows, named by the filename of its part (`scene.jpg`, `scene-clean.jpg`, `crop.jpg`,
+    `first-seen.jpg`, as the pipeline sends them). The clean scene is the scene with nothing drawn on it: training
+    material for `export-reviewed`, not shown to reviewers beside the annotated scene."""
 
     SCENE = "scene"
+    SCENE_CLEAN = "scene-clean"
     CROP = "crop"
     FIRST_SEEN = "first-seen"
 
@@ -180,7 +182,9 @@ class EvidenceOut(BaseModel):
     size: int
     sha256: str
     url: str
-    role: EvidenceRole | None = Field(default=None, description="scene, crop or first-seen; null when not named.")
+    role: EvidenceRole | None = Field(
+        default=None, description="scene, scene-clean, crop or first-seen; null when not named."
+    )
 
 
 class ReviewIn(BaseModel):

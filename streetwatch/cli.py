@@ -496,9 +496,11 @@ def _flags_show_no_type() -> None:
 def _register() -> None:
     from detector.cli import register as register_detector
     from service.cli import register as register_service
+    from streetwatch.export import export_reviewed
 
     register_service(app)
     register_detector(app)
+    app.command("export-reviewed")(export_reviewed)
 
 
 _flags_show_no_type()

@@ -112,6 +112,7 @@ def _case_page(
             "sighting": next((n for n, s in enumerate(sightings, 1) if s.id == e.sighting_id), None),
         }
         for i, e in enumerate(case.evidence)
+        if e.role != EvidenceRole.SCENE_CLEAN.value  # the scene again, undrawn: for training, not for review
     ]
     context = {
         "case": case,

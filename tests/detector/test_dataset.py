@@ -12,6 +12,7 @@ import yaml
 
 from detector.dataset import build_dataset
 from detector.recipes import RecipeError, load_mix
+from detector.reviewed import ReviewedImage, write_reviewed_dataset
 from detector.taxonomy import TAXONOMY
 
 
@@ -112,6 +113,41 @@ def test_partial_labels_write_what_each_source_labels(tmp_path: Path, sources: P
     }
 
 
+def test_reviewed_exports_join_train_with_their_manifest(tmp_path: Path, sources: Path) -> None:
+    _ok, image = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+    cases = [
+        ReviewedImage(7, True, "garbage", (0.1, 0.2, 0.3, 0.4), None, image.tobytes()),
+        ReviewedImage(8, False, "poster", (0.5, 0.5, 0.7, 0.9), "wrong object", image.tobytes()),
+    ]
+    write_reviewed_dataset(cases, sources / "reviewed-dec")
+    mix = {"sources": ["bins"], "reviewed": ["reviewed-dec"], "partial_labels": True}
+    out = tmp_path / "built"
+    build_dataset(
+        *load_mix(write_recipes(tmp_path, mix, {"bins": BINS})), data_root=sources, out=out, state_dir=tmp_path
+    )
+    listed = (out / "train.txt").read_text().split()
+    assert "./images/train/reviewed__case-7.jpg" in listed and "./images/train/reviewed__case-8.jpg" in listed
+    assert labels(out, "train", "reviewed__case-7") == [
+        f"{TAXONOMY.index('garbage')} 0.200000 0.300000 0.200000 0.200000"
+    ]
+    assert labels(out, "train", "reviewed__case-8") == []
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["reviewed"] == ["reviewed.json"] and "bins" in data["annotated"]
+    manifest = json.loads((out / "reviewed.json").read_text())["images"]
+    assert manifest["reviewed__case-8.jpg"]["hard_negative"] and manifest["reviewed__case-8.jpg"]["labels"] == [
+        "poster"
+    ]
+
+    mix["reviewed"] = ["no-such-export"]
+    with pytest.raises(RecipeError, match=r"reviewed: .*no-such-export holds no reviewed\.json"):
+        build_dataset(
+            *load_mix(write_recipes(tmp_path / "2", mix, {"bins": BINS})),
+            data_root=sources,
+            out=out,
+            state_dir=tmp_path,
+        )
+
+
 def test_train_and_val_never_share_an_image(tmp_path: Path, sources: Path) -> None:
     recipe = write_recipes(tmp_path, {"sources": ["bins"]}, {"bins": BINS})
     out = tmp_path / "built"
@@ -179,7 +215,7 @@ def test_recipe_mistakes_are_named(tmp_path: Path, sources: Path, facades: dict[
         build_dataset(*load_mix(recipe), data_root=sources, out=tmp_path / "o", state_dir=tmp_path / "s")
 
 
-@pytest.mark.parametrize("recipe", ["streetwatch-v1.yaml", "streetwatch-v2.yaml"])
+@pytest.mark.parametrize("recipe", ["streetwatch-v1.yaml", "streetwatch-v2.yaml", "streetwatch-v2-reviewed.yaml"])
 def test_the_shipped_recipes_cover_every_source_class(tmp_path: Path, shared_data: Path, recipe: str) -> None:
     """Every class of every real source is either mapped or deliberately dropped (no silent loss)."""
     mix, recipes = load_mix(Path(__file__).resolve().parents[2] / "datasets" / recipe)

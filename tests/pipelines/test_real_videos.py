@@ -73,7 +73,7 @@ def test_the_parked_car_the_model_sees_is_one_case_and_passing_traffic_none(
 
     (case,) = cases
     assert (case["camera_id"], case["zone_id"], case["type"]) == ("intersection", "lot", "illegal_parking")
-    assert case["labels"] == ["car"] and case["evidence_count"] == 3
+    assert case["labels"] == ["car"] and case["evidence_count"] == 4
     assert case["bbox"] == pytest.approx([0.63, 0.02, 0.71, 0.10], abs=0.015)
     # First tracked at 2 s, so the 15 s dwell is reached at 17 s of stream time.
     dwell = datetime.fromisoformat(case["detected_at"]) - datetime.fromisoformat(case["first_seen_at"])

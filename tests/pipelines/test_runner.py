@@ -94,11 +94,14 @@ def test_cameras_share_batches_and_a_finished_camera_is_released(tmp_path: Path,
 
     (case,) = drafts
     assert case.violation.first_seen_s == 0.0 and case.violation.detected_s == pytest.approx(10.0)
-    assert [e.name for e in case.evidence] == ["scene.jpg", "crop.jpg", "first-seen.jpg"]
+    assert [e.name for e in case.evidence] == ["scene.jpg", "scene-clean.jpg", "crop.jpg", "first-seen.jpg"]
     decoded = [cv2.imdecode(np.frombuffer(e.data, np.uint8), cv2.IMREAD_COLOR) for e in case.evidence]
-    images = [image for image in decoded if image is not None]
-    assert len(images) == 3 and images[0].shape == images[2].shape == (240, 320, 3)
-    assert images[1].shape[0] < 240 and images[1].shape[1] < 320  # the crop is the car with some context
+    scene, clean, crop, first = (image for image in decoded if image is not None)
+    assert scene.shape == clean.shape == first.shape == (240, 320, 3)
+    assert crop.shape[0] < 240 and crop.shape[1] < 320  # the crop is the car with some context
+    # The clean scene is the same frame without the box and zone drawn on it (JPEG noise aside).
+    drawn = np.abs(scene.astype(int) - clean.astype(int)).max(axis=2) > 120
+    assert 100 < drawn.sum() < 0.2 * drawn.size
 
 
 def test_a_failing_camera_does_not_stop_the_others(tmp_path: Path, runtime_dir: Path) -> None:

@@ -26,10 +26,9 @@ def sign_in(client: TestClient, key: str) -> httpx.Response:
 
 
 def post_roles(client: TestClient, agent: str, *, key: str, seed: int, **overrides: object) -> int:
-    """Post a case whose evidence the pipeline named scene, crop and first-seen; returns its id."""
-    images = [
-        (f"{role}.jpg", jpeg(seed * 10 + i), "image/jpeg") for i, role in enumerate(("scene", "crop", "first-seen"))
-    ]
+    """Post a case whose evidence the pipeline named scene, scene-clean, crop and first-seen; returns its id."""
+    roles = ("scene", "scene-clean", "crop", "first-seen")
+    images = [(f"{role}.jpg", jpeg(seed * 10 + i), "image/jpeg") for i, role in enumerate(roles)]
     response = post_case(client, agent, idempotency_key=key, body=case_body(**overrides), images=images)
     assert response.status_code == 201, response.text
     case_id = response.json()["id"]

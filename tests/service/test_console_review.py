@@ -93,12 +93,15 @@ def test_the_case_view_labels_evidence_by_role(client: TestClient, agent: str, r
     page = client.get(f"/console/cases/{three[0]}").text
     captions = re.findall(r'<figcaption data-role="([^"]*)">([^<]*)</figcaption>', page)
     assert captions == [("scene", "Scene"), ("crop", "Crop"), ("first-seen", "First sighting")]
-    for n, seed in ((0, 30), (1, 31), (2, 32)):
+    # The clean scene (evidence 1) is training material: stored and served, but no fourth picture for reviewers.
+    shown = re.findall(rf'src="/console/cases/{three[0]}/evidence/(\d+)"', page)
+    assert shown == ["0", "2", "3"]
+    for n, seed in ((0, 30), (1, 31), (2, 32), (3, 33)):
         assert client.get(f"/console/cases/{three[0]}/evidence/{n}").content == jpeg(seed)
     for part in ("cam-3", "near-curb", "3 min", "0.87", "car", "streetwatch-test-1"):
         assert part in page
     api = client.get(f"/api/v1/cases/{three[0]}", headers=bearer(reviewer)).json()
-    assert [e["role"] for e in api["evidence"]] == ["scene", "crop", "first-seen"]
+    assert [e["role"] for e in api["evidence"]] == ["scene", "scene-clean", "crop", "first-seen"]
 
 
 def test_unnamed_evidence_has_no_role(client: TestClient, agent: str, reviewer: str) -> None:
