@@ -39,12 +39,15 @@ DatabaseUrl = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End a command that could not do its job: one unwrapped line on stderr, exit status `code`."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
-def _settings(state_dir: Path | None, database_url: str | None, *, existing: bool = False) -> ServiceSettings:
+def settings_from_options(
+    state_dir: Path | None, database_url: str | None, *, existing: bool = False
+) -> ServiceSettings:
     """The settings the options give; with `existing`, a state dir without a case database is refused, naming it
     (a command that only reads state must not turn a mistyped --state-dir into a new, empty database)."""
     # Only options actually given override the STREETWATCH_* environment.
@@ -57,7 +60,7 @@ def _settings(state_dir: Path | None, database_url: str | None, *, existing: boo
         settings = ServiceSettings.model_validate(given)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid service settings: {problems}", 2)
+        fail(f"invalid service settings: {problems}", 2)
     database = settings.sqlite_path
     if existing and database is not None and not database.is_file():
         where = "does not exist" if not database.parent.is_dir() else "holds no case database (streetwatch.db)"
@@ -75,14 +78,14 @@ def _state_dir_named(state_dir: Path | None) -> str:
 
 
 @contextmanager
-def _database_errors(settings: ServiceSettings) -> Iterator[None]:
+def database_errors(settings: ServiceSettings) -> Iterator[None]:
     try:
         yield
     except ArgumentError as exc:
-        _fail(f"--database-url: not a database URL SQLAlchemy understands ({exc})", 2)
+        fail(f"--database-url: not a database URL SQLAlchemy understands ({exc})", 2)
     except SQLAlchemyError as exc:
         where = url_for_display(settings.resolved_database_url)
-        _fail(f"cannot use the case database at {where} (check --database-url / --state-dir): {exc}")
+        fail(f"cannot use the case database at {where} (check --database-url / --state-dir): {exc}")
 
 
 def serve(
@@ -92,8 +95,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
 ) -> None:
     """Run the case service (API under /api/v1, /healthz, /metrics) until stopped."""
-    settings = _settings(state_dir, database_url)
-    with _database_errors(settings):
+    settings = settings_from_options(state_dir, database_url)
+    with database_errors(settings):
         app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
@@ -107,14 +110,14 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key and print it as the last line (it is stored only as a hash)."""
-    settings = _settings(state_dir, database_url)
+    settings = settings_from_options(state_dir, database_url)
     database = settings.sqlite_path
     new = database is not None and not database.is_file()
     try:
-        with _database_errors(settings):
+        with database_errors(settings):
             created = issue_key(settings, role=role, name=name)
     except ValidationError as exc:
-        _fail(f"--name: {exc.errors()[0]['msg']}", 2)
+        fail(f"--name: {exc.errors()[0]['msg']}", 2)
     Console(stderr=True).print(
         f"Created {created.role.value} key #{created.id} '{created.name}'. It is shown only now:", highlight=False
     )
@@ -129,8 +132,8 @@ def keys_create(
 
 def keys_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> None:
     """List API keys (without secrets)."""
-    settings = _settings(state_dir, database_url, existing=True)
-    with _database_errors(settings):
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    with database_errors(settings):
         keys = list_keys(settings)
     table = Table("id", "name", "role", "created", "revoked", box=SIMPLE_HEAD)
     for key in keys:
@@ -145,14 +148,14 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API key; requests carrying it get 401 from then on."""
-    settings = _settings(state_dir, database_url, existing=True)
-    with _database_errors(settings):
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    with database_errors(settings):
         try:
             key = revoke_key(settings, key_id)
         except LastAdminKeyError as exc:
-            _fail(f"KEY_ID: {exc}")
+            fail(f"KEY_ID: {exc}")
     if key is None:
-        _fail(f"KEY_ID: there is no API key {key_id}")
+        fail(f"KEY_ID: there is no API key {key_id}")
     Console().print(f"Revoked {key.role.value} key #{key.id} '{key.name}'.", highlight=False)
 
 
@@ -165,8 +168,8 @@ def cases(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
 ) -> None:
     """List stored cases, newest first."""
-    settings = _settings(state_dir, database_url, existing=True)
-    with _database_errors(settings):
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    with database_errors(settings):
         found = stored_cases(settings, status=status, case_type=case_type, limit=limit)
     if as_json:
         typer.echo(json.dumps([c.model_dump(mode="json") for c in found], indent=2))

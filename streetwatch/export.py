@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from detector.reviewed import DEFAULT_NEGATIVE_REASONS, ReviewedImage, write_reviewed_dataset
-from service.cli import DatabaseUrl, StateDir, _database_errors, _fail, _settings
+from service.cli import DatabaseUrl, StateDir, database_errors, fail, settings_from_options
 from service.export import ReviewedCase, reviewed_cases
 
 
@@ -18,7 +18,7 @@ def _time(option: str, value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-12-01 or 2026-12-01T08:00:00+08:00)", 2)
+        fail(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-12-01 or 2026-12-01T08:00:00+08:00)", 2)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -43,13 +43,13 @@ def export_reviewed(
     start = _time("--since", since)
     end = None if until is None else _time("--until", until)
     if end is not None and end <= start:
-        _fail("--until: must be later than --since", 2)
+        fail("--until: must be later than --since", 2)
     if out.exists() and any(out.iterdir()):
-        _fail(f"--out: {out} is not empty; give a new folder", 2)
-    settings = _settings(state_dir, database_url, existing=True)
+        fail(f"--out: {out} is not empty; give a new folder", 2)
+    settings = settings_from_options(state_dir, database_url, existing=True)
     images: list[ReviewedImage] = []
     skipped: dict[int, str] = {}
-    with _database_errors(settings):
+    with database_errors(settings):
         for case in reviewed_cases(settings, since=start, until=end):
             if isinstance(case, ReviewedCase):
                 images.append(
