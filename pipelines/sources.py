@@ -18,7 +18,7 @@ from typing import Final
 
 import cv2
 
-from pipelines.decode import DecodeError, Sampler, due_frames
+from pipelines.decode import DecodeError, DueFrame, Sampler, due_frames
 from pipelines.metrics import PipelineMetrics
 from pipelines.recording import container_created_at
 from streetwatch.config import CameraConfig, PipelineConfig, SourceKind, source_kind
@@ -45,13 +45,26 @@ def is_file_source(source: str | int) -> bool:
     return source_kind(source) is SourceKind.FILE
 
 
+def _existing_file(source: str | int) -> Path:
+    path = Path(str(source))
+    if not path.is_file():
+        raise SourceError(f"video file {source} does not exist")
+    return path
+
+
+def _decoded_file(
+    path: Path, every_s: float, stop: threading.Event, *, on_decoded: Callable[[], None] = lambda: None
+) -> Iterator[DueFrame]:
+    """A file's due frames, decoded as a run decodes them; a file that is no video raises SourceError."""
+    try:
+        yield from due_frames(path, every_s, stop, on_decoded=on_decoded)
+    except DecodeError as exc:
+        raise SourceError(str(exc)) from exc
+
+
 def _open(source: str | int, *, timeout_s: float = 10.0) -> cv2.VideoCapture:
-    kind = source_kind(source)
-    if kind is SourceKind.FILE:
-        if not Path(str(source)).is_file():
-            raise SourceError(f"video file {source} does not exist")
-        cap = cv2.VideoCapture(str(source))
-    elif kind is SourceKind.STREAM:
+    """Open a live source (a stream or a capture device) with OpenCV."""
+    if source_kind(source) is SourceKind.STREAM:
         # FFmpeg's own timeouts make a dead or silent server fail a read instead of blocking it forever.
         ms = round(timeout_s * 1000)
         cap = cv2.VideoCapture(
@@ -92,15 +105,10 @@ class FileSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Due frames until the file ends or `stop` is set; raises SourceError if it cannot be opened."""
-        path = Path(str(self.camera.source))
-        if not path.is_file():
-            raise SourceError(f"video file {path} does not exist")
+        path = _existing_file(self.camera.source)
         began = self._recording_began()
-        try:
-            for due in due_frames(path, self.camera.sample_every_s, stop, on_decoded=self._decoded.inc):
-                yield Frame(self.camera.id, due.timestamp_s, began + timedelta(seconds=due.timestamp_s), due.image)
-        except DecodeError as exc:
-            raise SourceError(str(exc)) from exc
+        for due in _decoded_file(path, self.camera.sample_every_s, stop, on_decoded=self._decoded.inc):
+            yield Frame(self.camera.id, due.timestamp_s, began + timedelta(seconds=due.timestamp_s), due.image)
 
     def _recording_began(self) -> datetime:
         if self.camera.recorded_at is not None:
@@ -272,9 +280,13 @@ def open_source(
 def probe_source(source: str | int, *, timeout_s: float) -> None:
     """Open a source and decode one frame, as a run would first do; raises SourceError saying what failed.
 
-    A stream gets `timeout_s` to connect and to send its first frame (FFmpeg's own timeouts), so a dead camera
-    fails the probe instead of blocking it.
+    A file is decoded by the same reader a run uses. A stream gets `timeout_s` to connect and to send its first
+    frame (FFmpeg's own timeouts), so a dead camera fails the probe instead of blocking it.
     """
+    if is_file_source(source):
+        if next(_decoded_file(_existing_file(source), 1.0, threading.Event()), None) is None:
+            raise SourceError(f"{source} opened but no frame could be decoded")
+        return
     cap = _open(source, timeout_s=timeout_s)
     try:
         ok, image = cap.read()
