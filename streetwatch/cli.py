@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.box import SIMPLE_HEAD
@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from service.cli import fail
 from streetwatch.config import CameraConfig, ConfigError, StreetwatchConfig, load_config
 from streetwatch.core import Frame
 
@@ -226,9 +227,9 @@ def _run(
     for cam, reason in failed.items():
         err.print(f"[red]camera {cam} failed: {reason}[/red]", soft_wrap=True, highlight=False)
     if outcome.delivery_failure is not None:
-        _fail(_delivery_failure(outcome.delivery_failure, url, cfg, outcome.left, state_dir, outbox, api is None))
+        fail(_delivery_failure(outcome.delivery_failure, url, cfg, outcome.left, state_dir, outbox, api is None))
     if len(failed) == len(cfg.cameras):
-        _fail(f"every camera failed ({len(failed)} of {len(cfg.cameras)}, reasons above); nothing was watched")
+        fail(f"every camera failed ({len(failed)} of {len(cfg.cameras)}, reasons above); nothing was watched")
     if failed:
         err.print(
             f"[yellow]{len(failed)} of {len(cfg.cameras)} cameras failed (reasons above); the others ran[/yellow]",
@@ -237,12 +238,6 @@ def _run(
     if outcome.left:
         err.print(f"[yellow]{outcome.left} cases wait in the outbox; the next run sends them[/yellow]")
     return outcome.stats.cases_raised
-
-
-def _fail(message: str) -> NoReturn:
-    """End a command that could not do its job: one line on stderr, exit status 1."""
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(1)
 
 
 def _delivery_failure(
@@ -407,11 +402,11 @@ def outbox_command(
                 table.add_row(r.key, r.camera_id, r.rejected_at.strftime("%Y-%m-%d %H:%M:%S"), r.reason)
             console.print(table)
     if failure is not None:
-        _fail(failure)
+        fail(failure)
     if flush and pending:
-        _fail(f"{pending} cases could not be delivered within --timeout ({timeout:g} s); they stay in the outbox")
+        fail(f"{pending} cases could not be delivered within --timeout ({timeout:g} s); they stay in the outbox")
     if flush and len(refused) > refused_before:
-        _fail(
+        fail(
             f"the service refused {len(refused) - refused_before} cases for good (reasons above); requeue them "
             "with --requeue once the cause is fixed"
         )
