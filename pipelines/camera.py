@@ -101,7 +101,7 @@ class CameraPipeline:
             return True
         view = self.view.compare(frame.image, frame.timestamp_s)
         confirming, self._confirming = self._confirming, view is View.CHANGED
-        return view is not View.UNCHANGED or confirming or self._tracked is None
+        return view is not View.UNCHANGED or confirming
 
     def process(self, frame: Frame, detections: Detections | None) -> list[DraftCase]:
         """Track, apply every zone's rule and turn each violation into a draft case with evidence.
