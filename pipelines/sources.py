@@ -53,11 +53,16 @@ def _existing_file(source: str | int) -> Path:
 
 
 def _decoded_file(
-    path: Path, every_s: float, stop: threading.Event, *, on_decoded: Callable[[], None] = lambda: None
+    path: Path,
+    every_s: float,
+    stop: threading.Event,
+    *,
+    on_decoded: Callable[[], None] = lambda: None,
+    skip_gops: bool = True,
 ) -> Iterator[DueFrame]:
     """A file's due frames, decoded as a run decodes them; a file that is no video raises SourceError."""
     try:
-        yield from due_frames(path, every_s, stop, on_decoded=on_decoded)
+        yield from due_frames(path, every_s, stop, on_decoded=on_decoded, skip_gops=skip_gops)
     except DecodeError as exc:
         raise SourceError(str(exc)) from exc
 
@@ -90,12 +95,21 @@ class FileSource:
     (`pipelines.decode`); only due frames are converted. The stream time comes from the container's timestamps.
     `captured_at` is when the recording began plus the stream time: the camera's `recorded_at`, else the creation
     time in the file's header, else the moment the file was opened (and a header time later than that).
+    `every_frame` decodes every frame instead (`pipeline.decode_every_frame`).
     """
 
     live = False
 
-    def __init__(self, camera: CameraConfig, *, clock: Callable[[], datetime], metrics: PipelineMetrics) -> None:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        *,
+        clock: Callable[[], datetime],
+        metrics: PipelineMetrics,
+        every_frame: bool = False,
+    ) -> None:
         self.camera = camera
+        self.every_frame = every_frame
         self._clock = clock
         self._decoded = metrics.frames_decoded.labels(camera.id)
         path = Path(str(camera.source))
@@ -107,7 +121,9 @@ class FileSource:
         """Due frames until the file ends or `stop` is set; raises SourceError if it cannot be opened."""
         path = _existing_file(self.camera.source)
         began = self._recording_began()
-        for due in _decoded_file(path, self.camera.sample_every_s, stop, on_decoded=self._decoded.inc):
+        every_s = self.camera.sample_every_s
+        decoded = _decoded_file(path, every_s, stop, on_decoded=self._decoded.inc, skip_gops=not self.every_frame)
+        for due in decoded:
             yield Frame(self.camera.id, due.timestamp_s, began + timedelta(seconds=due.timestamp_s), due.image)
 
     def _recording_began(self) -> datetime:
@@ -273,7 +289,7 @@ def open_source(
 ) -> FileSource | LiveSource:
     """The source for a camera: a FileSource for a file, a LiveSource for a stream or device."""
     if is_file_source(camera.source):
-        return FileSource(camera, clock=clock, metrics=metrics)
+        return FileSource(camera, clock=clock, metrics=metrics, every_frame=settings.decode_every_frame)
     return LiveSource(camera, settings, clock=clock, metrics=metrics)
 
 

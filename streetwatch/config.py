@@ -250,6 +250,11 @@ class PipelineConfig(_Strict):
         "compared), carry its tracks forward instead of running the model, for at most this many stream seconds; "
         "a stay keeps its dwell clock. 0 runs the model on every due frame.",
     )
+    decode_every_frame: bool = Field(
+        default=False,
+        description="File cameras: decode every frame instead of skipping the GOPs (keyframe to keyframe) that "
+        "hold no due frame. The same frames are analysed, at several times the CPU: for checking the skipping.",
+    )
     stall_timeout_s: float = Field(
         default=10.0, gt=0, description="Live sources: reopen a source that delivered no frame for this long."
     )

@@ -28,7 +28,7 @@ def full_decode(path: Path, every_s: float) -> tuple[list[DueFrame], int]:
     return out, decoded
 
 
-def skipping_decode(path: Path, every_s: float, **options: int) -> tuple[list[DueFrame], int]:
+def skipping_decode(path: Path, every_s: float, **options: int | bool) -> tuple[list[DueFrame], int]:
     decoded = 0
 
     def count() -> None:
@@ -89,3 +89,13 @@ def test_stop_ends_decoding(tmp_path: Path) -> None:
         seen.append(frame.timestamp_s)
         stop.set()
     assert seen == [0.0]
+
+
+def test_without_gop_skipping_every_frame_is_decoded_and_the_same_ones_come_out(tmp_path: Path) -> None:
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=8.0, fps=25)
+    video = encode_video(tmp_path / "cam.mp4", frames, fps=25, keyframe_every_s=2.0, b_frames=2)
+    expected, _ = full_decode(video, 2.0)
+    got, decoded = skipping_decode(video, 2.0, skip_gops=False)
+    assert [f.timestamp_s for f in got] == [f.timestamp_s for f in expected] == pytest.approx([0, 2, 4, 6])
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(got, expected, strict=True))
+    assert decoded == 200
