@@ -491,11 +491,13 @@ def _flags_show_no_type() -> None:
 def _register() -> None:
     from detector.cli import register as register_detector
     from service.cli import register as register_service
+    from streetwatch.bench import bench
     from streetwatch.export import export_reviewed
 
     register_service(app)
     register_detector(app)
     app.command("export-reviewed")(export_reviewed)
+    app.command("bench")(bench)
 
 
 _flags_show_no_type()
