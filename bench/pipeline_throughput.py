@@ -8,7 +8,8 @@ cameras, track, a no-parking rule); the naive loop is ultralytics' own
 `for r in YOLO(weights).track(video, stream=True, persist=True)` over every frame of one camera, with the same
 weights and imgsz. Prints one Markdown row: analysed frames/s, decoded frames/s, CPU s per analysed frame,
 real-time factor (seconds of each camera's video per wall second: at 1.0 or more the machine keeps up with
-all N cameras live) and peak RSS, and the ratio of analysed frames/s to the naive loop's.
+all N cameras live), peak RSS and the share of analysed frames whose unchanged view skipped the model (all measured
+by pipelines.throughput, as `streetwatch bench` measures), and the ratio of analysed frames/s to the naive loop's.
 
 Run: python bench/pipeline_throughput.py --cameras 8 [--seconds 60] [--size 1920x1080] [--codec libx264]
      [--gop 2] [--every 2] [--still] [--naive-seconds 10] [--state-dir streetwatch-data]
@@ -17,8 +18,6 @@ Run: python bench/pipeline_throughput.py --cameras 8 [--seconds 60] [--size 1920
 from __future__ import annotations
 
 import argparse
-import resource
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,15 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.model import Detector, shipped_model
-from pipelines.metrics import PipelineMetrics
-from pipelines.runner import Pipeline
+from pipelines.throughput import measure_throughput
 from streetwatch.config import StreetwatchConfig
 from streetwatch.demo import BUS_KERB_ZONE, asset_image, encode_video, panned
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def naive_fps(video: Path, weights: Path, imgsz: int, seconds: float, fps: int) -> float:
@@ -85,22 +78,7 @@ def main() -> None:
         {"id": f"cam-{i}", "source": str(video), "sample_every_s": args.every, "zones": [zone]}
         for i in range(args.cameras)
     ]
-    metrics = PipelineMetrics()
-    pipeline = Pipeline(
-        StreetwatchConfig.model_validate({"cameras": cameras}),
-        detector=detector,
-        deliver=lambda _draft: None,
-        metrics=metrics,
-    )
-    wall, cpu = time.perf_counter(), cpu_s()
-    stats = pipeline.run(threading.Event())
-    wall, cpu = time.perf_counter() - wall, cpu_s() - cpu
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    analysed = sum(stats.frames_analysed.values())
-    decoded = sum(
-        metrics.registry.get_sample_value("streetwatch_frames_decoded_total", {"camera": c["id"]}) or 0.0
-        for c in cameras
-    )
+    run = measure_throughput(StreetwatchConfig.model_validate({"cameras": cameras}), detector)
     naive = naive_fps(video, shipped_model(), detector.imgsz, args.naive_seconds, args.fps)
 
     print(
@@ -109,13 +87,15 @@ def main() -> None:
     )
     print(
         "| analysed frames/s | decoded frames/s | CPU s per analysed frame | real-time factor | peak RSS MiB "
-        "| naive loop frames/s | ratio |"
+        "| unchanged | naive loop frames/s | ratio |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| {analysed / wall:.1f} | {decoded / wall:.0f} | {cpu / max(analysed, 1):.3f} "
-        f"| {args.seconds / wall:.2f} | {peak_mib:.0f} | {naive:.1f} | {analysed / wall / naive:.1f}x |"
+        f"| {run.analysed_per_s:.1f} | {run.decoded_per_s:.0f} | {run.cpu_s_per_frame or 0:.3f} "
+        f"| {run.real_time_factor:.2f} | {run.peak_rss_mib:.0f} | {100 * run.unchanged_share:.0f} % | {naive:.1f} "
+        f"| {run.analysed_per_s / naive:.1f}x |"
     )
+    print(f"\nstreetwatch bench's estimate: about {run.cameras_kept_up_with} cameras like these")
 
 
 if __name__ == "__main__":
