@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Consecutive failed reads after which a live connection counts as broken even before it stalls: a closed
 #: connection fails at once, again and again.
 MAX_FAILED_READS: Final = 50
+#: A stream that sent packets but no keyframe for this long (or stall_timeout_s, if longer) flags none: reopened.
+#: Longer than any camera's GOP, since a connection may begin just after a keyframe.
+NO_KEYFRAME_S: Final = 60.0
 
 
 class SourceError(RuntimeError):
@@ -230,7 +233,13 @@ class LiveSource:
         time_base = stream.time_base or Fraction(1, 90_000)
         start = time.monotonic()
         clock = self._clock_for(use_pts=stream.codec_context.name not in UNTIMED_CODECS, start=start)
-        decoder = DueDecoder(stream.codec_context, every_s=self.camera.sample_every_s, on_decoded=self._decoded.inc)
+        rate = stream.guessed_rate or stream.average_rate
+        decoder = DueDecoder(
+            stream.codec_context,
+            every_s=self.camera.sample_every_s,
+            frame_s=float(1 / rate) if rate else None,
+            on_decoded=self._decoded.inc,
+        )
         stall_s = self.settings.stall_timeout_s
         delivered = False
         last_packet = start
@@ -248,11 +257,11 @@ class LiveSource:
             now = last_packet = time.monotonic()
             if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
-            if not decoder.has_keyframe and now - start > stall_s:
+            if not decoder.has_keyframe and now - start > max(stall_s, NO_KEYFRAME_S):
                 return f"no keyframe for {now - start:.1f}s", delivered
 
             def wants(s: float | None, at: float = now) -> bool:
-                return sampler.wants_until(clock.peek(s, at))
+                return sampler.wants_until(clock.packet_time(s, at))
 
             decoded = decoder.push(packet, wants)
             if decoded.frames:
@@ -319,8 +328,9 @@ class LiveSource:
 class _StreamClock:
     """Stream time for one connection of a live source, continuing where the previous connection stopped.
 
-    It follows the stream's presentation timestamps while they increase; a stream without usable ones (none,
-    or restarting) falls back to the monotonic clock for the rest of the connection. It never runs backwards.
+    It follows the stream's presentation timestamps while they increase (the first frame may have none); a
+    stream without usable ones (none, or restarting) falls back to the monotonic clock for the rest of the
+    connection. It never runs backwards.
     """
 
     def __init__(self, *, use_pts: bool, base: float, start: float, floor: float | None) -> None:
@@ -330,10 +340,15 @@ class _StreamClock:
         self._floor = floor
         self._first_pts: float | None = None
         self._last_pts = -1.0
+        self._untimed_start = False
 
     def time(self, pts: float | None, now: float) -> float:
         """The stream time of a frame with timestamp `pts` (seconds; None: none) read at monotonic time `now`."""
-        if self._use_pts and pts is not None and pts > self._last_pts:
+        if self._use_pts and pts is None and self._last_pts < 0 and not self._untimed_start:
+            # An RTSP connection's first frame often comes before the stream's first timestamp: it starts it.
+            self._untimed_start = True
+            ts = self._base
+        elif self._use_pts and pts is not None and pts > self._last_pts:
             if self._first_pts is None:
                 self._first_pts = pts
             ts = self._base + pts - self._first_pts
@@ -346,12 +361,15 @@ class _StreamClock:
         self._floor = ts
         return ts
 
-    def peek(self, pts: float | None, now: float) -> float:
-        """The stream time a frame with timestamp `pts` would get, without taking it as read (a packet's time)."""
+    def packet_time(self, pts: float | None, now: float) -> float:
+        """The stream time a frame in a packet with timestamp `pts` would get, the packet not yet decoded; the
+        connection's first timestamp, from a packet or a frame, is its stream time's start."""
+        if self._use_pts and pts is not None and self._first_pts is None:
+            self._first_pts = pts
         if not self._use_pts:
             ts = self._base + now - self._start
         elif pts is None or self._first_pts is None:
-            ts = self._base  # the connection's first frame, or one the stream does not time: as early as may be
+            ts = self._base  # a packet the stream does not time: as early as may be
         else:
             ts = self._base + pts - self._first_pts
         return ts if self._floor is None else max(ts, self._floor + 1e-3)

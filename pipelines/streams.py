@@ -50,8 +50,9 @@ class DueDecoder:
     """Decodes one connection's video packets only as far as due frames need (see the module's docstring).
 
     `push` takes each packet in the order it arrives, with `wants(s)`: whether a frame at `s` seconds of the
-    packet's timestamps (None: not known) would be due. A GOP holding more than `max_held_bytes` of packets is
-    fed to the decoder as it arrives instead of being held.
+    packet's timestamps (None: not known) would be due. A packet without a timestamp is given the previous
+    packet's plus `frame_s` (a frame's duration, when the stream says). A GOP holding more than `max_held_bytes`
+    of packets is fed to the decoder as it arrives instead of being held.
     """
 
     def __init__(
@@ -59,11 +60,13 @@ class DueDecoder:
         codec: VideoCodecContext,
         *,
         every_s: float,
+        frame_s: float | None = None,
         on_decoded: Callable[[], None] = lambda: None,
         max_held_bytes: int = MAX_HELD_BYTES,
     ) -> None:
         self._codec = codec
         self._every_s = every_s
+        self._frame_s = frame_s
         self._on_decoded = on_decoded
         self._max_held_bytes = max_held_bytes
         self._held: list[av.Packet[Any]] = []
@@ -72,8 +75,9 @@ class DueDecoder:
         self._keyframe_s: float | None = None
         self._gop_s: float | None = None
         self._synced = False
-        self._shown_pts: int | None = None
+        self._keyframe_shown = False
         self._last_s: float | None = None
+        self._last_pts: int | None = None
 
     @property
     def has_keyframe(self) -> bool:
@@ -88,26 +92,35 @@ class DueDecoder:
     def push(self, packet: av.Packet[Any], wants: Callable[[float | None], bool]) -> Decoded:
         """Take the next packet; decode what a due frame needs and return the frames that decoding produced."""
         s = self._seconds(packet)
+        ended = Decoded()
         if packet.is_keyframe:
+            if self._synced:  # the frames the decoder still holds back (B-frames, threads) are the GOP's last
+                ended = self._feed([None])
             if self._keyframe_s is not None and s is not None and s > self._keyframe_s:
                 self._gop_s = s - self._keyframe_s
             self._has_keyframe, self._keyframe_s = True, s
-            self._held, self._held_bytes, self._synced, self._shown_pts = [], 0, False, None
+            self._held, self._held_bytes, self._synced, self._keyframe_shown = [], 0, False, False
         elif not self._has_keyframe:
             return Decoded()  # before the connection's first keyframe nothing can be decoded
         self._held.append(packet)
         self._held_bytes += packet.size
         if not wants(s):
-            return self._catch_up() if self._held_bytes > self._max_held_bytes else Decoded()
-        if not self._synced and self._keyframes_suffice(s):
+            out = self._catch_up() if self._held_bytes > self._max_held_bytes else Decoded()
+        elif not self._synced and self._keyframes_suffice(s):
             # The keyframe comes at most one GOP after the due time: decode it alone rather than its GOP.
-            return self._keyframe_alone() if len(self._held) == 1 else Decoded()
-        return self._catch_up()
+            out = self._keyframe_alone() if len(self._held) == 1 else Decoded()
+        else:
+            out = self._catch_up()
+        return Decoded(ended.frames + out.frames, ended.fed or out.fed, ended.failed or out.failed)
 
     def _seconds(self, packet: av.Packet[Any]) -> float | None:
+        if packet.pts is None and packet.dts is None and self._last_pts is not None and self._frame_s:
+            # RTSP packets of a frame sent with its parameter sets often lack a timestamp: the frame after the
+            # previous one has it, or its frame would have to be timed by the reader's clock.
+            packet.pts = self._last_pts + max(1, round(self._frame_s / float(packet.time_base or 1)))
         t = packet.pts if packet.pts is not None else packet.dts
         if t is not None and packet.time_base is not None:
-            self._last_s = float(t * packet.time_base)
+            self._last_pts, self._last_s = t, float(t * packet.time_base)
         return self._last_s
 
     def _keyframes_suffice(self, s: float | None) -> bool:
@@ -121,17 +134,22 @@ class DueDecoder:
         self._codec.flush_buffers()
         out = self._feed([self._held[0], None])
         self._synced = False  # drained: the rest of the GOP, if ever needed, is decoded from the keyframe again
+        self._keyframe_shown = bool(out.frames)
         return out
 
     def _catch_up(self) -> Decoded:
         """Feed the decoder the held packets, from the GOP's keyframe if it is not fed up to here already."""
+        skip = 0
         if not self._synced:
             self._codec.flush_buffers()  # the held packets start with the keyframe: the decoder starts afresh
-        out = self._feed(self._held)
+            # The keyframe's frame, the first out of a fresh decoder, was shown when it was decoded alone.
+            skip = int(self._keyframe_shown)
+        out = self._feed(self._held, skip=skip)
         self._held, self._held_bytes, self._synced = [], 0, True
         return out
 
-    def _feed(self, packets: Sequence[av.Packet[Any] | None]) -> Decoded:
+    def _feed(self, packets: Sequence[av.Packet[Any] | None], *, skip: int = 0) -> Decoded:
+        """Decode `packets`, leaving out the first `skip` frames (counted as decoded all the same)."""
         out = Decoded(fed=True)
         for packet in packets:
             try:
@@ -141,10 +159,8 @@ class DueDecoder:
                 continue
             for frame in frames:
                 self._on_decoded()
-                # A keyframe decoded alone before is decoded again with its GOP: it was shown already.
-                if frame.pts is not None and self._shown_pts is not None and frame.pts <= self._shown_pts:
-                    continue
-                if frame.pts is not None:
-                    self._shown_pts = frame.pts
-                out.frames.append(frame)
+                if skip:
+                    skip -= 1
+                else:
+                    out.frames.append(frame)
         return out
