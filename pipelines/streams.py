@@ -38,8 +38,8 @@ UNTIMED_CODECS: Final = frozenset({"mjpeg"})
 
 @dataclass(slots=True)
 class Decoded:
-    """What one packet made the decoder do: the new frames (presentation order), and whether any packet was
-    fed to the decoder and whether any failed to decode."""
+    """What one packet made the decoder do: the new frames (presentation order), whether packets were fed to the
+    decoder (frames are owed) and whether any failed to decode."""
 
     frames: list[av.VideoFrame] = field(default_factory=list)
     fed: bool = False
@@ -84,11 +84,6 @@ class DueDecoder:
         """Whether a keyframe arrived yet: no frame of a connection can be decoded before its first."""
         return self._has_keyframe
 
-    @property
-    def keyframe_interval_s(self) -> float | None:
-        """The last observed time between two keyframes, or None before the second one."""
-        return self._gop_s
-
     def push(self, packet: av.Packet[Any], wants: Callable[[float | None], bool]) -> Decoded:
         """Take the next packet; decode what a due frame needs and return the frames that decoding produced."""
         s = self._seconds(packet)
@@ -111,7 +106,8 @@ class DueDecoder:
             out = self._keyframe_alone() if len(self._held) == 1 else Decoded()
         else:
             out = self._catch_up()
-        return Decoded(ended.frames + out.frames, ended.fed or out.fed, ended.failed or out.failed)
+        # Draining is not feeding: a GOP's end that yields nothing says nothing about what arrives.
+        return Decoded(ended.frames + out.frames, out.fed, ended.failed or out.failed)
 
     def _seconds(self, packet: av.Packet[Any]) -> float | None:
         if packet.pts is None and packet.dts is None and self._last_pts is not None and self._frame_s:

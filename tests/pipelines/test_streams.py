@@ -13,7 +13,7 @@ from pipelines.streams import DueDecoder
 from streetwatch.demo import asset_image, encode_video, panned
 
 
-def read_live(path: Path, every_s: float) -> tuple[list[float], int]:
+def read_live(path: Path, every_s: float, **options: int) -> tuple[list[float], int]:
     """Packets of `path` pushed one by one as a live connection pushes them: the due frames' times and how many
     frames were decoded."""
     sampler, times, decoded = Sampler(every_s), [], 0
@@ -26,7 +26,7 @@ def read_live(path: Path, every_s: float) -> tuple[list[float], int]:
         stream = container.streams.video[0]
         assert stream.time_base is not None
         start = float((stream.start_time or 0) * stream.time_base)
-        decoder = DueDecoder(stream.codec_context, every_s=every_s, on_decoded=count)
+        decoder = DueDecoder(stream.codec_context, every_s=every_s, on_decoded=count, **options)
         for packet in container.demux(stream):
             if not packet.size:
                 continue
@@ -74,3 +74,13 @@ def test_due_frames_are_keyframes_while_they_are_frequent_and_exact_when_they_ar
     times, decoded = read_live(video, every_s)
     assert times == pytest.approx(expected, abs=1e-6)
     assert decoded <= most_decoded, decoded
+
+
+def test_a_stream_of_one_endless_gop_is_decoded_as_it_comes_not_held(tmp_path: Path) -> None:
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=6.0, fps=25)
+    video = encode_video(tmp_path / "one-gop.mp4", frames, fps=25, keyframe_every_s=60.0)
+    # Holding at most a few packets, the due frames still come exactly when due.
+    times, decoded = read_live(video, 2.0, max_held_bytes=2000)
+    assert times == pytest.approx([0.0, 2.0, 4.0], abs=1e-6)
+    # Decoded as they came, frames past the last due one too (held, only those up to 4 s would be: 101).
+    assert decoded > 140, decoded
