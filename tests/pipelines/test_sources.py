@@ -200,6 +200,17 @@ def test_a_camera_pointing_at_nothing_backs_off_exponentially(caplog: pytest.Log
     assert reading.frames == []
 
 
+def test_a_dead_camera_s_password_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = PipelineMetrics()
+    with caplog.at_level(logging.INFO, logger="pipelines.sources"):
+        reading = Reading(live(f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/stream1", metrics).frames)
+        wait_until(lambda: reconnects(metrics) >= 2, 10, "two reconnects")
+        reading.close()
+    # FFmpeg's own message names the URL it could not open: it is shown redacted too.
+    assert "could not open rtsp://admin:***@127.0.0.1:" in caplog.text
+    assert "s3cret" not in caplog.text
+
+
 def test_hls_stream_time_comes_from_the_stream(tmp_path: Path) -> None:
     import functools
     import http.server
