@@ -9,7 +9,8 @@ packages=(
     python3-gi                  # PyGObject for /usr/bin/python3
     gir1.2-gst-rtsp-server-1.0  # gst-rtsp-server and its typelib (pulls in GStreamer and its typelib)
     gstreamer1.0-plugins-base   # filesrc (via core), typefinding
-    gstreamer1.0-plugins-good   # qtdemux, rtpmp4vpay
+    gstreamer1.0-plugins-good   # qtdemux, rtpmp4vpay, rtph264pay, rtph265pay
+    gstreamer1.0-plugins-bad    # h264parse, h265parse (videoparsersbad)
 )
 
 if /usr/bin/python3 tests/pipelines/rtsp_server.py --check 2>/dev/null; then

@@ -115,7 +115,7 @@ def _open_sources(cfg: StreetwatchConfig) -> list[str]:
 
     def probe(cam: CameraConfig) -> str | None:
         try:
-            probe_source(cam.source, timeout_s=cfg.pipeline.stall_timeout_s)
+            probe_source(cam.source, timeout_s=cfg.pipeline.stall_timeout_s, rtsp_transport=cam.rtsp_transport)
         except SourceError as exc:
             return str(exc)
         return None

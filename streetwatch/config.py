@@ -58,6 +58,13 @@ DEFAULT_STATIONARY_BOX_SHARE: Final = 0.5
 STREAM_SCHEMES: Final = ("rtsp", "rtsps", "http", "https")
 
 
+class RtspTransport(StrEnum):
+    """How an RTSP camera's packets travel."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+
 class SourceKind(StrEnum):
     """Where a camera's frames come from."""
 
@@ -180,6 +187,11 @@ class CameraConfig(_Strict):
         description="Permitted-ad regions [x1, y1, x2, y2], normalised; an ad box lying at least 70 % inside one "
         "raises no unpermitted_ad case.",
     )
+    rtsp_transport: RtspTransport = Field(
+        default=RtspTransport.TCP,
+        description="RTSP cameras: tcp (interleaved in the RTSP connection: no loss, passes NAT and firewalls) or "
+        "udp (what some old cameras only speak; loses packets on a busy network).",
+    )
     recorded_at: AwareDatetime | None = Field(
         default=None,
         description="File cameras: when the recording began, with its UTC offset (2026-11-30T08:00:00+08:00), so "
@@ -218,6 +230,13 @@ class CameraConfig(_Strict):
     def _recorded_files_only(self) -> CameraConfig:
         if self.recorded_at is not None and source_kind(self.source) is not SourceKind.FILE:
             raise ValueError("recorded_at applies to video files only: a stream's frames carry the time they arrive")
+        return self
+
+    @model_validator(mode="after")
+    def _transport_rtsp_only(self) -> CameraConfig:
+        rtsp = isinstance(self.source, str) and self.source.lower().startswith(("rtsp://", "rtsps://"))
+        if "rtsp_transport" in self.model_fields_set and not rtsp:
+            raise ValueError("rtsp_transport applies to rtsp:// and rtsps:// cameras only")
         return self
 
     @model_validator(mode="after")

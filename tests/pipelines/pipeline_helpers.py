@@ -121,14 +121,16 @@ def rtsp_server_missing() -> str | None:
 
 
 class RtspServer:
-    """GStreamer's RTSP server (rtsp_server.py, a real process) serving `video` at `url` on a fixed 127.0.0.1 port.
+    """GStreamer's RTSP server (rtsp_server.py, a real process) serving `video` (its video track in `codec`: mpeg4,
+    h264 or hevc) at `url` on a fixed 127.0.0.1 port.
 
     Each client gets the video from its start, in real time, with the stream's own RTP timestamps. `kill()` ends
     it the hard way (as a crash or power cut would), `start()` brings it back on the same port.
     """
 
-    def __init__(self, video: Path, port: int, log: Path) -> None:
+    def __init__(self, video: Path, port: int, log: Path, codec: str = "mpeg4") -> None:
         self.video = video
+        self.codec = codec
         self.port = port
         self.url = f"rtsp://127.0.0.1:{port}/camera"
         self._log = log
@@ -138,7 +140,15 @@ class RtspServer:
         with self._log.open("ab") as log:
             # stdin stays open while this process lives: the server ends when it closes, even if a test dies.
             self._proc = subprocess.Popen(
-                [str(SYSTEM_PYTHON), str(RTSP_SERVER), str(self.port), "/camera", str(self.video)],
+                [
+                    str(SYSTEM_PYTHON),
+                    str(RTSP_SERVER),
+                    "--codec",
+                    self.codec,
+                    str(self.port),
+                    "/camera",
+                    str(self.video),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,11 +1,11 @@
-"""A real RTSP server for the source tests: GStreamer's gst-rtsp-server serving an MP4 (MPEG-4 Part 2, as
-`write_video` writes it) on 127.0.0.1, in real time, without re-encoding.
+"""A real RTSP server for the source tests: GStreamer's gst-rtsp-server serving an MP4 on 127.0.0.1, in real time,
+without re-encoding: MPEG-4 Part 2 (as `write_video` writes it), H.264 or HEVC (as `encode_video` writes them).
 
 Run with Debian's /usr/bin/python3 (PyGObject and the GStreamer typelibs come from Debian packages; see
 .ci/install-rtsp.sh), not the project's venv:
 
     /usr/bin/python3 tests/pipelines/rtsp_server.py --check
-    /usr/bin/python3 tests/pipelines/rtsp_server.py PORT /MOUNT VIDEO.mp4
+    /usr/bin/python3 tests/pipelines/rtsp_server.py [--codec mpeg4|h264|hevc] PORT /MOUNT VIDEO.mp4
 
 `--check` exits 0 only if everything the server needs is installed and says on stderr what is missing otherwise.
 Every client gets the video from its start. The server ends on SIGTERM, or when its stdin closes, so that it
@@ -23,7 +23,9 @@ from typing import Any
 
 log = logging.getLogger("rtsp_server")
 
-ELEMENTS = ("filesrc", "qtdemux", "rtpmp4vpay")
+#: The elements between the demuxer and the network for each codec the video may hold.
+PAYLOADERS = {"mpeg4": "rtpmp4vpay", "h264": "h264parse ! rtph264pay", "hevc": "h265parse ! rtph265pay"}
+ELEMENTS = ("filesrc", "qtdemux", "rtpmp4vpay", "h264parse", "rtph264pay", "h265parse", "rtph265pay")
 
 
 def _gst() -> tuple[Any, Any, Any]:
@@ -52,15 +54,17 @@ def check() -> int:
     return 0
 
 
-def serve(port: int, mount: str, video: str) -> int:
-    """Serve `video` at rtsp://127.0.0.1:`port``mount` until SIGTERM/SIGINT or the end of stdin."""
+def serve(port: int, mount: str, video: str, codec: str) -> int:
+    """Serve `video` (its video track in `codec`) at rtsp://127.0.0.1:`port``mount` until SIGTERM/SIGINT or the
+    end of stdin."""
     glib, _, rtsp = _gst()
     server = rtsp.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = rtsp.RTSPMediaFactory()
     location = video.replace("\\", "\\\\").replace('"', '\\"')
-    factory.set_launch(f'( filesrc location="{location}" ! qtdemux ! rtpmp4vpay name=pay0 pt=96 config-interval=1 )')
+    payloader = PAYLOADERS[codec]
+    factory.set_launch(f'( filesrc location="{location}" ! qtdemux ! {payloader} name=pay0 pt=96 config-interval=1 )')
     factory.set_shared(False)
     server.get_mount_points().add_factory(mount, factory)
     if server.attach(None) == 0:
@@ -84,6 +88,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="rtsp_server: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="only check that the server can run")
+    parser.add_argument("--codec", choices=sorted(PAYLOADERS), default="mpeg4", help="the video track's codec")
     parser.add_argument("port", type=int, nargs="?")
     parser.add_argument("mount", nargs="?", default="/camera")
     parser.add_argument("video", nargs="?")
@@ -92,7 +97,7 @@ def main() -> int:
         return check()
     if args.port is None or args.video is None:
         parser.error("PORT and VIDEO are required")
-    return serve(args.port, args.mount, args.video)
+    return serve(args.port, args.mount, args.video, args.codec)
 
 
 if __name__ == "__main__":

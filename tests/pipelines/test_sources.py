@@ -21,7 +21,7 @@ from pipelines.recording import container_created_at
 from pipelines.sources import FileSource, LiveSource, SourceError
 from streetwatch.config import CameraConfig, PipelineConfig
 from streetwatch.core import Frame
-from streetwatch.demo import write_video
+from streetwatch.demo import asset_image, encode_video, panned, write_video
 
 FAST = PipelineConfig(stall_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.4)
 
@@ -126,11 +126,12 @@ def test_a_missing_file_is_an_error() -> None:
 
 def test_a_live_mjpeg_camera_is_read_with_monotonic_stream_time(camera: MjpegCamera) -> None:
     metrics = PipelineMetrics()
-    reading = Reading(live(camera.url, metrics).frames)
+    # Due every 0.25 s, off the camera's 0.1 s frame grid: on it, a frame a millisecond early waits for the next.
+    reading = Reading(live(camera.url, metrics, every_s=0.25).frames)
     reading.wait_for(6)
     reading.close()
     times = [f.timestamp_s for f in reading.frames]
-    # MJPEG carries no timestamps (FFmpeg invents 25 fps): stream time is the reader's clock, sampled every 0.2 s.
+    # MJPEG carries no timestamps (FFmpeg invents 25 fps): stream time is the reader's clock, sampled every 0.25 s.
     assert all(0.15 < b - a < 0.5 for a, b in itertools.pairwise(times)), times
     assert reading.frames[0].image.shape == (240, 320, 3)
     assert reconnects(metrics) == 0
@@ -199,13 +200,24 @@ def test_a_camera_pointing_at_nothing_backs_off_exponentially(caplog: pytest.Log
     assert reading.frames == []
 
 
+def test_a_dead_camera_s_password_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = PipelineMetrics()
+    with caplog.at_level(logging.INFO, logger="pipelines.sources"):
+        reading = Reading(live(f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/stream1", metrics).frames)
+        wait_until(lambda: reconnects(metrics) >= 2, 10, "two reconnects")
+        reading.close()
+    # FFmpeg's own message names the URL it could not open: it is shown redacted too.
+    assert "could not open rtsp://admin:***@127.0.0.1:" in caplog.text
+    assert "s3cret" not in caplog.text
+
+
 def test_hls_stream_time_comes_from_the_stream(tmp_path: Path) -> None:
     import functools
     import http.server
     import socketserver
 
-    # One 6 s MPEG-TS segment (10 fps) behind a playlist: FFmpeg reads it far faster than real time, so only
-    # the stream's own timestamps can give 0, 1, 2... seconds.
+    # One 6 s MPEG-TS segment (10 fps, an I-frame every 0.3 s) behind a playlist: FFmpeg reads it far faster than
+    # real time, so only the stream's own timestamps can space the frames a second apart.
     writer = cv2.VideoWriter(str(tmp_path / "seg0.ts"), cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*"mpg2"), 10, (320, 240))
     for i in range(60):
         writer.write(np.full((240, 320, 3), i * 4, np.uint8))
@@ -229,21 +241,41 @@ def test_hls_stream_time_comes_from_the_stream(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert [round(f.timestamp_s, 1) for f in reading.frames[:6]] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    # Keyframes come more often than frames are due: each due frame is the first keyframe at or after its time.
+    times = [f.timestamp_s for f in reading.frames[:6]]
+    assert all(due <= t < due + 0.3 for due, t in enumerate(times)), times
+    assert times == pytest.approx([round(t, 1) for t in times], abs=1e-6), "not the stream's 0.1 s frame times"
 
 
-@pytest.fixture
-def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
-    """GStreamer's RTSP server serving 20 s of a 10 fps MP4, or a skip that says what is missing."""
+def serving(video: Path, tmp_path: Path, codec: str = "mpeg4") -> Iterator[RtspServer]:
+    """GStreamer's RTSP server serving `video`, or a skip that says what is missing."""
     if missing := rtsp_server_missing():
         pytest.skip(f"GStreamer's RTSP server is not installed (run: bash .ci/install-rtsp.sh): {missing}")
-    video = write_video(tmp_path / "street.mp4", [(scene(("car", (0.1, 0.5, 0.3, 0.8))), 20.0)], fps=10)
-    server = RtspServer(video, free_port(), tmp_path / "rtsp-server.log")
+    server = RtspServer(video, free_port(), tmp_path / "rtsp-server.log", codec)
     try:
         server.start()
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
+    """20 s of a 10 fps MPEG-4 Part 2 MP4 (a keyframe every 1.2 s) over RTSP."""
+    video = write_video(tmp_path / "street.mp4", [(scene(("car", (0.1, 0.5, 0.3, 0.8))), 20.0)], fps=10)
+    yield from serving(video, tmp_path)
+
+
+def camera_stream(tmp_path: Path, codec: str, keyframe_every_s: float, b_frames: int) -> Path:
+    """20 s of street content at 25 fps, encoded as a city camera sends it."""
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=20.0, fps=25)
+    return encode_video(
+        tmp_path / "cam.mp4", frames, fps=25, codec=codec, keyframe_every_s=keyframe_every_s, b_frames=b_frames
+    )
+
+
+def decoded(metrics: PipelineMetrics) -> float:
+    return metrics.registry.get_sample_value("streetwatch_frames_decoded_total", {"camera": "cam-live"}) or 0.0
 
 
 @pytest.mark.slow
@@ -273,3 +305,45 @@ def test_an_rtsp_camera_is_read_with_stream_time_and_reopened_after_its_server_d
     times = [f.timestamp_s for f in reading.frames]
     assert times == sorted(times) and len(set(times)) == len(times), times
     assert times[n] > times[n - 1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("codec", "server_codec", "b_frames"), [("libx264", "h264", 0), ("libx265", "hevc", 2)], ids=["h264", "hevc-b2"]
+)
+def test_an_rtsp_camera_with_frequent_keyframes_is_decoded_at_its_keyframes_only(
+    tmp_path: Path, codec: str, server_codec: str, b_frames: int
+) -> None:
+    # A keyframe every 1.6 s, a frame due every 2 s: each due frame is the first keyframe at or after its time.
+    video = camera_stream(tmp_path, codec, 1.6, b_frames)
+    metrics = PipelineMetrics()
+    for server in serving(video, tmp_path, server_codec):
+        reading = Reading(live(server.url, metrics, every_s=2.0).frames)
+        try:
+            reading.wait_for(5)
+        finally:
+            reading.close()
+    times = [f.timestamp_s for f in reading.frames]
+    # Stream time starts at the first frame the connection could time: the due times are 0, 2, 4... from there.
+    assert all(2 * k - 0.05 <= t <= 2 * k + 1.6 + 0.05 for k, t in enumerate(times)), times
+    assert times == sorted(times) and len(set(times)) == len(times), times
+    assert any(t % 2 > 0.1 for t in times), f"no frame came at a keyframe between due times: {times}"
+    # About 250 frames went by. Beyond the analysed ones, at most those up to the second due frame were decoded
+    # (before the keyframe interval is known), 13 and 14 measured.
+    assert decoded(metrics) <= len(reading.frames) + 50, decoded(metrics)
+    assert reconnects(metrics) == 0
+
+
+@pytest.mark.slow
+def test_an_rtsp_camera_with_rare_keyframes_still_gives_a_frame_every_sample_every_s(tmp_path: Path) -> None:
+    # A keyframe every 5 s, a frame due every 2 s: the GOP is decoded up to each due frame.
+    video = camera_stream(tmp_path, "libx264", 5.0, 0)
+    metrics = PipelineMetrics()
+    for server in serving(video, tmp_path, "h264"):
+        reading = Reading(live(server.url, metrics, every_s=2.0).frames)
+        try:
+            reading.wait_for(5)
+        finally:
+            reading.close()
+    assert [f.timestamp_s for f in reading.frames[:5]] == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0], abs=0.05)
+    assert reconnects(metrics) == 0

@@ -69,6 +69,7 @@ BAD = [
     ("cameras/0/recorded_at", "2026-11-30 08:00:00", "cameras[0].recorded_at"),  # no UTC offset
     ("cameras/0/recorded_at", "1970-01-01T00:00:00Z", "cameras[0].recorded_at"),
     ("cameras/0/zones/0/stationary_box_share", -0.5, "cameras[0].zones[0].stationary_box_share"),
+    ("cameras/0/rtsp_transport", "quic", "cameras[0].rtsp_transport"),
 ]
 
 
@@ -88,6 +89,21 @@ def test_recorded_at_is_for_files_and_keeps_its_offset(tmp_path: Path) -> None:
     assert any(
         p.startswith("cameras[0]:") and "recorded_at applies to video files only" in p for p in info.value.problems
     )
+
+
+def test_rtsp_transport_is_for_rtsp_cameras_and_defaults_to_tcp(tmp_path: Path) -> None:
+    data = yaml.safe_load(GOOD)
+    data["cameras"][0]["source"] = "rtsp://10.0.0.5/stream1"
+    assert load_config(write(tmp_path, yaml.safe_dump(data))).cameras[0].rtsp_transport == "tcp"
+    data["cameras"][0]["rtsp_transport"] = "udp"
+    assert load_config(write(tmp_path, yaml.safe_dump(data))).cameras[0].rtsp_transport == "udp"
+    data["cameras"][0]["source"] = "http://10.0.0.5/live.m3u8"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, yaml.safe_dump(data)))
+    assert any(
+        p.startswith("cameras[0]:") and "rtsp_transport applies to rtsp:// and rtsps:// cameras only" in p
+        for p in info.value.problems
+    ), info.value.problems
 
 
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
