@@ -76,7 +76,7 @@ def authenticate(services: Services, authorization: str | None) -> Principal:
         found = crud.find_active_key(session=session, key_hash=digest)
     if found is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", headers=challenge)
-    return Principal(key_id=found.id, name=found.name, role=found.role)
+    return Principal(key_id=found.id, name=found.name, role=found.role, department_id=found.department_id)
 
 
 def get_principal(
