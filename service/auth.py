@@ -19,6 +19,10 @@ ROLE_ALLOWS: Final[dict[Role, frozenset[Role]]] = {
     Role.DISPATCHER: frozenset({Role.DISPATCHER, Role.ADMIN}),
     Role.DEPARTMENT: frozenset({Role.DEPARTMENT, Role.ADMIN}),
 }
+#: Who may read cases and their evidence (a department key only those dispatched to its department).
+CASE_READERS: Final = frozenset({Role.REVIEWER, Role.DISPATCHER, Role.DEPARTMENT, Role.ADMIN})
+#: Who may read the grid map and the deadline policies (only admins change them).
+GRID_MAP_READERS: Final = frozenset({Role.REVIEWER, Role.DISPATCHER, Role.ADMIN})
 
 
 @dataclass(frozen=True, slots=True)

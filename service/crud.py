@@ -208,7 +208,7 @@ def post_case(
 
 def _drop_middle_evidence(session: Session, case: Case, keep_sightings: int) -> tuple[str, ...]:
     """Delete the evidence rows of the sightings between the case's first and its latest `keep_sightings - 1`."""
-    with_images = sorted({e.sighting_id for e in case.evidence})
+    with_images = sorted({e.sighting_id for e in case.evidence if e.sighting_id is not None})
     middle = set(with_images[1 : max(1, len(with_images) - keep_sightings + 1)])
     gone = [e for e in case.evidence if e.sighting_id in middle]
     if not gone:
@@ -301,11 +301,27 @@ def list_cases(
     camera_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    grid_id: str | None = None,
+    department_id: str | None = None,
+    overdue: bool | None = None,
+    now: datetime | None = None,
     limit: int = 50,
     after: Position | None = None,
 ) -> tuple[list[Case], Position | None]:
-    """Cases newest first (by `detected_at`, then id), and where the next page starts (None on the last page)."""
+    """Cases newest first (by `detected_at`, then id), and where the next page starts (None on the last page).
+
+    `overdue` true keeps the cases dispatched, not handled, and past their deadline at `now`; false, the others.
+    """
     query = select(Case)
+    if grid_id is not None:
+        query = query.where(Case.grid_id == grid_id)
+    if department_id is not None:
+        query = query.where(Case.department_id == department_id)
+    if overdue is not None:
+        if now is None:
+            raise ValueError("overdue needs now")
+        late = and_(Case.status == CaseStatus.DISPATCHED, Case.deadline_at < now)
+        query = query.where(late if overdue else ~late)
     if status is not None:
         query = query.where(Case.status == status)
     if case_type is not None:
@@ -327,9 +343,10 @@ def list_cases(
 
 
 def reviewed_cases(*, session: Session, since: datetime, until: datetime | None = None) -> list[Case]:
-    """Confirmed and rejected cases decided at or after `since` (and before `until`), oldest decision first."""
+    """Cases decided at or after `since` (and before `until`), oldest decision first: rejected ones, and confirmed
+    ones wherever the closed loop has taken them since (filed, dispatched, ..., closed)."""
     query = select(Case).where(
-        Case.status.in_((CaseStatus.CONFIRMED, CaseStatus.REJECTED)),
+        Case.status != CaseStatus.DRAFT,
         Case.reviewed_at.is_not(None),
         Case.reviewed_at >= since,
     )

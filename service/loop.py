@@ -11,11 +11,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.auth import Principal
-from service.crud import CaseNotFoundError
+from service.crud import CaseNotFoundError, NewEvidence
 from service.db import begin_write
 from service.events import append_event
-from service.models import Case, CaseTransition, DeadlinePolicy, Department, GridDuty
-from service.schemas import LOOP_EVENTS, CaseStatus, CaseType, LoopAction, Priority, Role
+from service.models import Case, CaseTransition, DeadlinePolicy, Department, Evidence, GridDuty
+from service.schemas import LOOP_EVENTS, CaseStatus, CaseType, EvidenceRole, LoopAction, Priority, Role
 
 S, A, R = CaseStatus, LoopAction, Role
 
@@ -53,6 +53,11 @@ NOTE_REQUIRED: Final = frozenset({A.RETURN, A.HANDLE, A.VERIFY_FAIL})
 SYSTEM: Final = Principal(key_id=None, name="system", role=R.ADMIN)
 
 
+def may_take(role: Role, action: LoopAction) -> bool:
+    """Whether `role` may take `action` from some status."""
+    return role in ACTION_ROLES[action]
+
+
 class ActionForbiddenError(Exception):
     """The actor's role may not take this action at all (403)."""
 
@@ -71,6 +76,16 @@ class IllegalTransitionError(Exception):
         allowed = sorted(a.value for s, a in TRANSITIONS if s is status)
         can = f"it allows {', '.join(allowed)}" if allowed else "it allows no loop action"
         super().__init__(f"case {case_id} is {status.value}: '{action.value}' is not allowed from there ({can})")
+
+
+class ActionKeyConflictError(Exception):
+    """An Idempotency-Key already names another action or case (409): a retry must repeat the same action."""
+
+    def __init__(self, key: str, case_id: int, action: LoopAction) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was first used for '{action.value}' on case {case_id}: "
+            "a retry must repeat the same action on the same case, a new action needs a new key"
+        )
 
 
 class ActionInputError(ValueError):
@@ -107,8 +122,14 @@ def act(
     note: str | None = None,
     priority: Priority | None = None,
     department_id: str | None = None,
+    idempotency_key: str | None = None,
+    photo: NewEvidence | None = None,
 ) -> Case:
     """Take `action` on a case as `actor`; returns the case as it stands after (and after an automatic dispatch).
+
+    With an `idempotency_key` (unique per API key), a repeat of an action already taken with that key changes
+    nothing and returns the case as it stands: a department's system may retry its callback without a 409.
+    `photo` (handle only), already in the evidence store, joins the case's evidence with the handling.
 
     The status change is a conditional UPDATE on the status the case was read in, under the case's write lock,
     so of two actors at once exactly one wins and the other gets IllegalTransitionError. The transition row and
@@ -120,6 +141,7 @@ def act(
         CaseNotFoundError: no such case, or (for a department key) not a case of its department.
         IllegalTransitionError: the case's status does not allow the action.
         ActionInputError: a required note is missing, or the department named does not exist.
+        ActionKeyConflictError: the idempotency key was first used for another action or case.
     """
     if actor.role not in ACTION_ROLES[action]:
         raise ActionForbiddenError(action, actor.role)
@@ -129,13 +151,32 @@ def act(
         raise ActionInputError("department_id", "only dispatch takes a department_id")
     if priority is not None and action not in (A.FILE, A.DISPATCH):
         raise ActionInputError("priority", "only file and dispatch take a priority")
+    if photo is not None and action is not A.HANDLE:
+        raise ActionInputError("photo", "only handle takes a photo")
     begin_write(session, lock_key=f"case\0{case_id}")
     try:
+        if idempotency_key is not None and _replayed(session, actor, idempotency_key, case_id, action):
+            session.commit()
+            return session.get_one(Case, case_id, populate_existing=True)
         case = session.get(Case, case_id, populate_existing=True)
         theirs = actor.department_id is not None and case is not None and case.department_id == actor.department_id
         if case is None or (actor.role is R.DEPARTMENT and not theirs):
             raise CaseNotFoundError(case_id)
-        _step(session, case, action, actor, now, note=note, priority=priority, department_id=department_id)
+        taken = _step(session, case, action, actor, now, note=note, priority=priority, department_id=department_id)
+        if idempotency_key is not None:
+            taken.key_scope, taken.idempotency_key = actor.idempotency_scope, idempotency_key
+        if photo is not None:
+            session.add(
+                Evidence(
+                    case_id=case_id,
+                    sighting_id=None,
+                    sha256=photo.sha256,
+                    content_type=photo.content_type,
+                    size=photo.size,
+                    created_at=now,
+                    role=EvidenceRole.HANDLED.value,
+                )
+            )
         if action is A.FILE:
             duty = _duty(session, case)
             if duty is not None:
@@ -145,6 +186,20 @@ def act(
         raise
     session.commit()
     return session.get_one(Case, case_id, populate_existing=True)
+
+
+def _replayed(session: Session, actor: Principal, key: str, case_id: int, action: LoopAction) -> bool:
+    """Whether `actor` took this action on this case with `key` before; ActionKeyConflictError for another one."""
+    earlier = session.scalars(
+        select(CaseTransition).where(
+            CaseTransition.key_scope == actor.idempotency_scope, CaseTransition.idempotency_key == key
+        )
+    ).first()
+    if earlier is None:
+        return False
+    if (earlier.case_id, earlier.action) != (case_id, action):
+        raise ActionKeyConflictError(key, earlier.case_id, earlier.action)
+    return True
 
 
 def _duty(session: Session, case: Case) -> str | None:
@@ -165,8 +220,8 @@ def _step(
     note: str | None,
     priority: Priority | None,
     department_id: str | None,
-) -> None:
-    """Move `case` (read under its write lock) by one action; nothing is committed here."""
+) -> CaseTransition:
+    """Move `case` (read under its write lock) by one action and return its audit row; nothing is committed."""
     before = case.status
     move = TRANSITIONS.get((before, action))
     if move is None:
@@ -187,19 +242,18 @@ def _step(
     if changed == 0:  # another writer moved it between our read and this update
         raise IllegalTransitionError(case.id, session.get_one(Case, case.id, populate_existing=True).status, action)
     session.refresh(case)
-    session.add(
-        CaseTransition(
-            case_id=case.id,
-            action=action,
-            from_status=before,
-            to_status=move.to,
-            actor=actor.name,
-            actor_key_id=actor.key_id,
-            note=note,
-            department_id=case.department_id,
-            at=now,
-        )
+    transition = CaseTransition(
+        case_id=case.id,
+        action=action,
+        from_status=before,
+        to_status=move.to,
+        actor=actor.name,
+        actor_key_id=actor.key_id,
+        note=note,
+        department_id=case.department_id,
+        at=now,
     )
+    session.add(transition)
     append_event(
         session,
         case=case,
@@ -211,6 +265,7 @@ def _step(
         now=now,
     )
     session.flush()
+    return transition
 
 
 def _values(

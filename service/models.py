@@ -174,7 +174,8 @@ class Evidence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    #: None for an image that no sighting brought (a department's photo of its handling).
+    sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(32))
     size: Mapped[int] = mapped_column(Integer)
@@ -263,6 +264,8 @@ class CaseTransition(Base):
     """The audit record of one loop action on a case."""
 
     __tablename__ = "case_transitions"
+    # An action repeated with its Idempotency-Key (a department's system retrying its callback) finds this row.
+    __table_args__ = (UniqueConstraint("key_scope", "idempotency_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
@@ -276,6 +279,8 @@ class CaseTransition(Base):
     #: The case's department after the action (who it was dispatched to; None once returned).
     department_id: Mapped[str | None] = mapped_column(String(64), default=None)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_scope: Mapped[str | None] = mapped_column(String(32), default=None)  # see Principal.idempotency_scope
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class CaseEventRow(Base):

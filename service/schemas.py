@@ -287,6 +287,18 @@ class ReviewOut(BaseModel):
     decided_at: datetime
 
 
+class TransitionOut(BaseModel):
+    """The audit record of one loop action: who moved the case from which status to which, when and why."""
+
+    action: LoopAction
+    from_status: CaseStatus
+    to_status: CaseStatus
+    actor: str = Field(description="The acting key's name; `system` for a dispatch by the grid map.")
+    note: str | None
+    department_id: str | None = Field(description="The case's department after the action.")
+    at: datetime
+
+
 class CaseOut(BaseModel):
     """A case as the service returns it to reviewers."""
 
@@ -308,6 +320,22 @@ class CaseOut(BaseModel):
     reviewed_at: datetime | None = None
     evidence: list[EvidenceOut] = Field(default_factory=list)
     reviews: list[ReviewOut] = Field(default_factory=list)
+    priority: Priority = Priority.NORMAL
+    grid_id: str | None = Field(default=None, description="The grid of the case's camera zone when it was made.")
+    department_id: str | None = Field(default=None, description="The department it is dispatched to.")
+    filed_at: datetime | None = None
+    dispatched_at: datetime | None = Field(default=None, description="The latest dispatch.")
+    deadline_at: datetime | None = Field(default=None, description="When the department must have handled it.")
+    handled_at: datetime | None = None
+    handling_note: str | None = None
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    verification_proposal: VerificationProposal | None = Field(
+        default=None, description="What the camera proposes for a handled case; a reviewer decides."
+    )
+    verification_proposed_at: datetime | None = None
+    overdue: bool = Field(default=False, description="Dispatched, not handled, and past its deadline by now.")
+    transitions: list[TransitionOut] = Field(default_factory=list, description="The loop's audit trail.")
 
 
 class PostResult(StrEnum):
@@ -388,16 +416,12 @@ class ActionIn(BaseModel):
         return v
 
 
-class TransitionOut(BaseModel):
-    """The audit record of one loop action: who moved the case from which status to which, when and why."""
+class RenameIn(BaseModel):
+    """The body of a PUT that renames a department or grid."""
 
-    action: LoopAction
-    from_status: CaseStatus
-    to_status: CaseStatus
-    actor: str = Field(description="The acting key's name; `system` for a dispatch by the grid map.")
-    note: str | None
-    department_id: str | None = Field(description="The case's department after the action.")
-    at: datetime
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
 
 
 class DepartmentIn(BaseModel):

@@ -1,6 +1,6 @@
 """The closed loop (docs/closed-loop.md): departments, grids and their zones and duties, deadline policies (seeded
-with the defaults), the transition audit, the case event log, the loop's columns on cases, and the department
-of a department key.
+with the defaults), the transition audit (with the Idempotency-Key of an action), the case event log, the
+loop's columns on cases, evidence of no sighting (a department's photo), and the department of a department key.
 
 Cases already stored keep their status and get priority `normal` and no grid: the grid map does not exist yet.
 """
@@ -89,7 +89,10 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("department_id", sa.String(64), nullable=True),
         _when("at"),
+        sa.Column("key_scope", sa.String(32), nullable=True),
+        sa.Column("idempotency_key", sa.String(200), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_case_transitions"),
+        sa.UniqueConstraint("key_scope", "idempotency_key", name="uq_case_transitions_key_scope"),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name="fk_case_transitions_case_id_cases", ondelete="CASCADE"
         ),
@@ -128,6 +131,9 @@ def upgrade() -> None:
     # The default was only for the rows already there; the service always names the priority.
     with op.batch_alter_table("cases") as batch:
         batch.alter_column("priority", server_default=None)
+    # A department's photo of its handling is evidence of no sighting.
+    with op.batch_alter_table("evidence") as batch:
+        batch.alter_column("sighting_id", existing_type=sa.Integer(), nullable=True)
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("department_id", sa.String(64), nullable=True))
         batch.create_foreign_key("fk_api_keys_department_id_departments", "departments", ["department_id"], ["id"])
@@ -141,6 +147,9 @@ def downgrade() -> None:
     ).scalar_one()
     if past:
         raise RuntimeError(f"{past} case(s) are filed or later: the schema before 0004 cannot hold them")
+    op.execute("DELETE FROM evidence WHERE sighting_id IS NULL")
+    with op.batch_alter_table("evidence") as batch:
+        batch.alter_column("sighting_id", existing_type=sa.Integer(), nullable=False)
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_constraint("fk_api_keys_department_id_departments", type_="foreignkey")
         batch.drop_column("department_id")
