@@ -22,7 +22,6 @@ from service.schemas import (
     EventKind,
     EvidenceRole,
     PostResult,
-    ReviewAction,
     Role,
     box_iou,
 )
@@ -398,7 +397,7 @@ def review_case(
         session,
         case=session.get_one(Case, case_id, populate_existing=True),
         kind=EventKind.CONFIRMED if decision is Decision.CONFIRM else EventKind.REJECTED,
-        action=ReviewAction(decision.value).value,
+        action=decision.value,
         from_status=CaseStatus.DRAFT,
         actor=reviewer.name,
         note=reason,

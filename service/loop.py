@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import Principal
@@ -181,10 +182,18 @@ def act(
             duty = _duty(session, case)
             if duty is not None:
                 _step(session, case, A.DISPATCH, SYSTEM, now, note=None, priority=None, department_id=duty)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        # The same key raced in on another case, under that case's lock: the first action stands.
+        with session.begin():
+            _replayed(session, actor, idempotency_key, case_id, action)  # raises ActionKeyConflictError
+        raise
     except Exception:
         session.rollback()
         raise
-    session.commit()
     return session.get_one(Case, case_id, populate_existing=True)
 
 
