@@ -27,15 +27,24 @@ def open_database(settings: ServiceSettings) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-def issue_key(settings: ServiceSettings, *, role: Role, name: str | None = None) -> KeyCreated:
+def issue_key(
+    settings: ServiceSettings, *, role: Role, name: str | None = None, department_id: str | None = None
+) -> KeyCreated:
     """Create and store an API key; the returned `key` is the only copy of the secret.
 
     Raises:
-        pydantic.ValidationError: the name is too long.
+        pydantic.ValidationError: the name or department id is malformed.
+        crud.KeyDepartmentError: a department key without an existing department, or another role with one.
     """
-    request = KeyIn(role=role, name=name or f"{role.value}-key")
+    request = KeyIn(role=role, name=name or f"{role.value}-key", department_id=department_id)
     with open_database(settings) as sessions, sessions() as session:
-        key, secret = crud.create_api_key(session=session, role=request.role, name=request.name, now=datetime.now(UTC))
+        key, secret = crud.create_api_key(
+            session=session,
+            role=request.role,
+            name=request.name,
+            now=datetime.now(UTC),
+            department_id=request.department_id,
+        )
         return KeyCreated(**key_out(key).model_dump(), key=secret)
 
 
@@ -62,4 +71,5 @@ def stored_cases(
     """The newest stored cases, as the API would return them."""
     with open_database(settings) as sessions, sessions() as session:
         rows, _next = crud.list_cases(session=session, status=status, case_type=case_type, limit=limit)
-        return [case_out(c) for c in rows]
+        now = datetime.now(UTC)
+        return [case_out(c, now=now) for c in rows]

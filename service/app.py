@@ -11,6 +11,7 @@ from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
@@ -24,7 +25,7 @@ from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
-from service.routes import cases, keys, ops
+from service.routes import actions, cases, gridmap, keys, ops
 from service.schemas import FieldError, Problem
 from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
@@ -88,9 +89,12 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.add_middleware(RequestTimer, metrics=metrics)
     app.add_middleware(ServerErrorsAsJson)
     app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
+    app.include_router(actions.router)
+    app.include_router(gridmap.router)
     app.include_router(keys.router)
     app.include_router(ops.router)
-    routes = [route for router in (cases.router, keys.router, ops.router) for route in router.routes]
+    routers = (cases.router, actions.router, gridmap.router, keys.router, ops.router)
+    routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -98,6 +102,12 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         schema = FastAPI.openapi(app)
         # How many images a post may carry is this deployment's setting, not a constant of the code.
         schema["components"]["schemas"]["CaseForm"]["properties"]["evidence"]["maxItems"] = settings.max_evidence_parts
+        # The action route parses its body itself (JSON, or multipart for handle); its models join the document.
+        _defs, extra = models_json_schema(
+            [(model, "validation") for model in actions.BODY_MODELS], ref_template="#/components/schemas/{model}"
+        )
+        for name, definition in extra.get("$defs", {}).items():
+            schema["components"]["schemas"].setdefault(name, definition)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its document

@@ -16,16 +16,24 @@ ROLE_ALLOWS: Final[dict[Role, frozenset[Role]]] = {
     Role.AGENT: frozenset({Role.AGENT, Role.ADMIN}),
     Role.REVIEWER: frozenset({Role.REVIEWER, Role.ADMIN}),
     Role.ADMIN: frozenset({Role.ADMIN}),
+    Role.DISPATCHER: frozenset({Role.DISPATCHER, Role.ADMIN}),
+    Role.DEPARTMENT: frozenset({Role.DEPARTMENT, Role.ADMIN}),
 }
+#: Who may read cases and their evidence (a department key only those dispatched to its department).
+CASE_READERS: Final = frozenset({Role.REVIEWER, Role.DISPATCHER, Role.DEPARTMENT, Role.ADMIN})
+#: Who may read the grid map and the deadline policies (only admins change them).
+GRID_MAP_READERS: Final = frozenset({Role.REVIEWER, Role.DISPATCHER, Role.ADMIN})
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The holder of the key a request carried; `key_id` is None for the process-only bootstrap key."""
+    """The holder of the key a request carried; `key_id` is None for the process-only bootstrap key (and for
+    `system`, the grid map dispatching on its own); `department_id` names a department key's department."""
 
     key_id: int | None
     name: str
     role: Role
+    department_id: str | None = None
 
     @property
     def idempotency_scope(self) -> str:

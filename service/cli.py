@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from service.admin import issue_key, list_keys, revoke_key, stored_cases
 from service.app import create_app
-from service.crud import LastAdminKeyError
+from service.crud import KeyDepartmentError, LastAdminKeyError
 from service.db import url_for_display
 from service.schemas import CaseStatus, CaseType, Role
 from service.settings import ServiceSettings
@@ -102,9 +102,18 @@ def serve(
 
 
 def keys_create(
-    role: Annotated[Role, typer.Option(help="agent (posts cases), reviewer (reads, decides) or admin (all).")],
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="agent (posts cases), reviewer (reads, decides, verifies), dispatcher (files, dispatches, closes), "
+            "department (handles its department's cases; needs --department) or admin (all)."
+        ),
+    ],
     name: Annotated[
         str | None, typer.Option(help="Who holds the key, for the audit trail.", show_default="ROLE-key")
+    ] = None,
+    department: Annotated[
+        str | None, typer.Option(help="The department a department key acts for (its id, as the API lists it).")
     ] = None,
     state_dir: StateDir = None,
     database_url: DatabaseUrl = None,
@@ -115,9 +124,13 @@ def keys_create(
     new = database is not None and not database.is_file()
     try:
         with database_errors(settings):
-            created = issue_key(settings, role=role, name=name)
+            created = issue_key(settings, role=role, name=name, department_id=department)
     except ValidationError as exc:
-        fail(f"--name: {exc.errors()[0]['msg']}", 2)
+        error = exc.errors()[0]
+        option = "--department" if error["loc"][0] == "department_id" else "--name"
+        fail(f"{option}: {error['msg']}", 2)
+    except KeyDepartmentError as exc:
+        fail(f"--department: {exc}", 2)
     Console(stderr=True).print(
         f"Created {created.role.value} key #{created.id} '{created.name}'. It is shown only now:", highlight=False
     )
@@ -135,10 +148,11 @@ def keys_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> N
     settings = settings_from_options(state_dir, database_url, existing=True)
     with database_errors(settings):
         keys = list_keys(settings)
-    table = Table("id", "name", "role", "created", "revoked", box=SIMPLE_HEAD)
+    table = Table("id", "name", "role", "department", "created", "revoked", box=SIMPLE_HEAD)
     for key in keys:
         revoked = "" if key.revoked_at is None else key.revoked_at.isoformat(timespec="seconds")
-        table.add_row(str(key.id), key.name, key.role.value, key.created_at.isoformat(timespec="seconds"), revoked)
+        created = key.created_at.isoformat(timespec="seconds")
+        table.add_row(str(key.id), key.name, key.role.value, key.department_id or "", created, revoked)
     _table_console().print(table)
 
 

@@ -12,8 +12,19 @@ from sqlalchemy.orm import Session
 
 from service.auth import Principal, generate_key, hash_key
 from service.db import begin_write
-from service.models import ApiKey, Case, Evidence, Review, Sighting
-from service.schemas import CaseIn, CaseStatus, CaseType, Decision, EvidenceRole, PostResult, Role, box_iou
+from service.events import append_event
+from service.models import ApiKey, Case, Department, Evidence, GridZone, Review, Sighting
+from service.schemas import (
+    CaseIn,
+    CaseStatus,
+    CaseType,
+    Decision,
+    EventKind,
+    EvidenceRole,
+    PostResult,
+    Role,
+    box_iou,
+)
 
 #: Where a page of `list_cases` stopped: the last case's (detected_at, id).
 Position = tuple[datetime, int]
@@ -153,7 +164,8 @@ def post_case(
         target = _merge_target(session, case, merge_iou=merge_iou, window=timedelta(seconds=merge_window_s))
         merged = target is not None
         if target is None:
-            target = _new_case(case, now=now)
+            grid_id = grid_of(session=session, camera_id=case.camera_id, zone_id=case.zone_id)
+            target = _new_case(case, now=now, grid_id=grid_id)
             session.add(target)
             session.flush()
         else:
@@ -195,7 +207,7 @@ def post_case(
 
 def _drop_middle_evidence(session: Session, case: Case, keep_sightings: int) -> tuple[str, ...]:
     """Delete the evidence rows of the sightings between the case's first and its latest `keep_sightings - 1`."""
-    with_images = sorted({e.sighting_id for e in case.evidence})
+    with_images = sorted({e.sighting_id for e in case.evidence if e.sighting_id is not None})
     middle = set(with_images[1 : max(1, len(with_images) - keep_sightings + 1)])
     gone = [e for e in case.evidence if e.sighting_id in middle]
     if not gone:
@@ -230,10 +242,16 @@ def _merge_target(session: Session, case: CaseIn, *, merge_iou: float, window: t
     return None if best is None else best[2]
 
 
-def _new_case(case: CaseIn, *, now: datetime) -> Case:
+def grid_of(*, session: Session, camera_id: str, zone_id: str) -> str | None:
+    """The grid a camera zone belongs to, or None when it is in no grid."""
+    return session.scalar(select(GridZone.grid_id).where(GridZone.camera_id == camera_id, GridZone.zone_id == zone_id))
+
+
+def _new_case(case: CaseIn, *, now: datetime, grid_id: str | None) -> Case:
     x1, y1, x2, y2 = case.bbox
     return Case(
         status=CaseStatus.DRAFT,
+        grid_id=grid_id,
         camera_id=case.camera_id,
         zone_id=case.zone_id,
         type=case.type,
@@ -251,6 +269,7 @@ def _new_case(case: CaseIn, *, now: datetime) -> Case:
         created_at=now,
         evidence=[],
         reviews=[],
+        transitions=[],
     )
 
 
@@ -281,11 +300,27 @@ def list_cases(
     camera_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    grid_id: str | None = None,
+    department_id: str | None = None,
+    overdue: bool | None = None,
+    now: datetime | None = None,
     limit: int = 50,
     after: Position | None = None,
 ) -> tuple[list[Case], Position | None]:
-    """Cases newest first (by `detected_at`, then id), and where the next page starts (None on the last page)."""
+    """Cases newest first (by `detected_at`, then id), and where the next page starts (None on the last page).
+
+    `overdue` true keeps the cases dispatched, not handled, and past their deadline at `now`; false, the others.
+    """
     query = select(Case)
+    if grid_id is not None:
+        query = query.where(Case.grid_id == grid_id)
+    if department_id is not None:
+        query = query.where(Case.department_id == department_id)
+    if overdue is not None:
+        if now is None:
+            raise ValueError("overdue needs now")
+        late = and_(Case.status == CaseStatus.DISPATCHED, Case.deadline_at < now)
+        query = query.where(late if overdue else ~late)
     if status is not None:
         query = query.where(Case.status == status)
     if case_type is not None:
@@ -307,9 +342,10 @@ def list_cases(
 
 
 def reviewed_cases(*, session: Session, since: datetime, until: datetime | None = None) -> list[Case]:
-    """Confirmed and rejected cases decided at or after `since` (and before `until`), oldest decision first."""
+    """Cases decided at or after `since` (and before `until`), oldest decision first: rejected ones, and confirmed
+    ones wherever the closed loop has taken them since (filed, dispatched, ..., closed)."""
     query = select(Case).where(
-        Case.status.in_((CaseStatus.CONFIRMED, CaseStatus.REJECTED)),
+        Case.status != CaseStatus.DRAFT,
         Case.reviewed_at.is_not(None),
         Case.reviewed_at >= since,
     )
@@ -326,7 +362,8 @@ def get_case(*, session: Session, case_id: int) -> Case | None:
 def review_case(
     *, session: Session, case_id: int, decision: Decision, reason: str | None, reviewer: Principal, now: datetime
 ) -> Case:
-    """Confirm or reject a draft case and keep the audit record; raises `CaseNotFoundError` or `CaseNotDraftError`.
+    """Confirm or reject a draft case and keep the audit record and its event; raises `CaseNotFoundError` or
+    `CaseNotDraftError`.
 
     The status change is a conditional UPDATE, so of two reviewers deciding at once exactly one wins.
     """
@@ -356,6 +393,16 @@ def review_case(
             decided_at=now,
         )
     )
+    append_event(
+        session,
+        case=session.get_one(Case, case_id, populate_existing=True),
+        kind=EventKind.CONFIRMED if decision is Decision.CONFIRM else EventKind.REJECTED,
+        action=decision.value,
+        from_status=CaseStatus.DRAFT,
+        actor=reviewer.name,
+        note=reason,
+        now=now,
+    )
     session.commit()
     return session.get_one(Case, case_id, populate_existing=True)
 
@@ -366,11 +413,27 @@ def count_cases(*, session: Session) -> list[tuple[CaseType, CaseStatus, int]]:
     return [(t, s, n) for t, s, n in rows]
 
 
-def create_api_key(*, session: Session, role: Role, name: str, now: datetime) -> tuple[ApiKey, str]:
-    """A new stored key and its secret, which exists nowhere else afterwards."""
+class KeyDepartmentError(ValueError):
+    """A `department` key must name an existing department; no other role names one."""
+
+
+def create_api_key(
+    *, session: Session, role: Role, name: str, now: datetime, department_id: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new stored key and its secret, which exists nowhere else afterwards.
+
+    Raises:
+        KeyDepartmentError: a department key without an existing department, or another role with one.
+    """
+    if (role is Role.DEPARTMENT) != (department_id is not None):
+        needs = "a department key needs a department_id"
+        raise KeyDepartmentError(needs if role is Role.DEPARTMENT else "only a department key names a department_id")
     secret = generate_key()
-    key = ApiKey(name=name, role=role, key_hash=hash_key(secret), created_at=now)
+    key = ApiKey(name=name, role=role, key_hash=hash_key(secret), created_at=now, department_id=department_id)
     begin_write(session, lock_key="api-keys")
+    if department_id is not None and session.get(Department, department_id) is None:
+        session.rollback()
+        raise KeyDepartmentError(f"no department {department_id!r}")
     session.add(key)
     session.commit()
     return key, secret

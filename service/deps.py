@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import crud
-from service.auth import ROLE_ALLOWS, Principal, hash_key
+from service.auth import CASE_READERS, GRID_MAP_READERS, ROLE_ALLOWS, Principal, hash_key
 from service.db import KeyedLock
 from service.evidence import EvidenceStore
 from service.metrics import Metrics
@@ -76,7 +76,7 @@ def authenticate(services: Services, authorization: str | None) -> Principal:
         found = crud.find_active_key(session=session, key_hash=digest)
     if found is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", headers=challenge)
-    return Principal(key_id=found.id, name=found.name, role=found.role)
+    return Principal(key_id=found.id, name=found.name, role=found.role, department_id=found.department_id)
 
 
 def get_principal(
@@ -95,10 +95,10 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 class RoleGate:
-    """A dependency that lets through only keys whose role may do `action` (403 otherwise)."""
+    """A dependency that lets through only keys whose role may do `action`, or is one of `action` (403 otherwise)."""
 
-    def __init__(self, action: Role) -> None:
-        self.allowed = ROLE_ALLOWS[action]
+    def __init__(self, action: Role | frozenset[Role]) -> None:
+        self.allowed = ROLE_ALLOWS[action] if isinstance(action, Role) else action
 
     def __call__(self, principal: PrincipalDep) -> Principal:
         if principal.role not in self.allowed:
@@ -112,3 +112,5 @@ class RoleGate:
 AgentDep = Annotated[Principal, Depends(RoleGate(Role.AGENT))]
 ReviewerDep = Annotated[Principal, Depends(RoleGate(Role.REVIEWER))]
 AdminDep = Annotated[Principal, Depends(RoleGate(Role.ADMIN))]
+CaseReaderDep = Annotated[Principal, Depends(RoleGate(CASE_READERS))]
+GridMapReaderDep = Annotated[Principal, Depends(RoleGate(GRID_MAP_READERS))]

@@ -37,7 +37,7 @@ class Skipped:
 
 def _clean_scene(case: Case) -> str | None:
     """The digest of the clean scene of the case's first sighting, whose box is the case's box."""
-    first = min((e.sighting_id for e in case.evidence), default=None)
+    first = min((e.sighting_id for e in case.evidence if e.sighting_id is not None), default=None)
     return next(
         (e.sha256 for e in case.evidence if e.sighting_id == first and e.role == EvidenceRole.SCENE_CLEAN.value),
         None,
@@ -67,7 +67,7 @@ def reviewed_cases(
             assert case.reviewed_at is not None  # reviewed_cases selects decided cases only
             yield ReviewedCase(
                 case_id=case.id,
-                confirmed=case.status is CaseStatus.CONFIRMED,
+                confirmed=case.status is not CaseStatus.REJECTED,  # every loop status came from confirmed
                 label=case.labels[0],
                 box=(case.x1, case.y1, case.x2, case.y2),
                 reason=case.reviews[-1].reason if case.reviews else None,

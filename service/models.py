@@ -22,7 +22,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from service.schemas import CaseStatus, CaseType, ReviewAction, Role
+from service.schemas import (
+    CaseStatus,
+    CaseType,
+    EventKind,
+    LoopAction,
+    Priority,
+    ReviewAction,
+    Role,
+    VerificationProposal,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -75,6 +84,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The department a `department` key acts for (and the only cases it sees); None for every other role.
+    department_id: Mapped[str | None] = mapped_column(ForeignKey("departments.id"), default=None)
 
 
 class Case(Base):
@@ -104,9 +115,27 @@ class Case(Base):
     sightings: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The closed loop (docs/closed-loop.md). The grid comes from `grid_zones` when the case is made.
+    priority: Mapped[Priority] = mapped_column(_str_enum(Priority), default=Priority.NORMAL)
+    grid_id: Mapped[str | None] = mapped_column(ForeignKey("grids.id", ondelete="SET NULL"), index=True, default=None)
+    department_id: Mapped[str | None] = mapped_column(ForeignKey("departments.id"), index=True, default=None)
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The latest dispatch; `deadline_at` is counted from it.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    handling_note: Mapped[str | None] = mapped_column(Text, default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: What the camera proposes for a handled case; a reviewer's verify_pass or verify_fail decides.
+    verification_proposal: Mapped[VerificationProposal | None] = mapped_column(
+        _str_enum(VerificationProposal), default=None
+    )
+    verification_proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     evidence: Mapped[list[Evidence]] = relationship(order_by="Evidence.id", lazy="selectin")
     reviews: Mapped[list[Review]] = relationship(order_by="Review.id", lazy="selectin")
+    transitions: Mapped[list[CaseTransition]] = relationship(order_by="CaseTransition.id", lazy="selectin")
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -145,7 +174,8 @@ class Evidence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    #: None for an image that no sighting brought (a department's photo of its handling).
+    sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(32))
     size: Mapped[int] = mapped_column(Integer)
@@ -180,3 +210,93 @@ class ConsoleSession(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Department(Base):
+    """A department (处置单位) that handles the cases dispatched to it."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+
+
+class Grid(Base):
+    """A grid (网格): the ground a set of camera zones covers."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+
+
+class GridZone(Base):
+    """A camera zone's grid: the key makes a zone belong to one grid at most."""
+
+    __tablename__ = "grid_zones"
+
+    camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+
+
+class GridDuty(Base):
+    """The department responsible for one case type in one grid."""
+
+    __tablename__ = "grid_duties"
+
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
+    type: Mapped[CaseType] = mapped_column(_str_enum(CaseType), primary_key=True)
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), index=True)
+
+
+class DeadlinePolicy(Base):
+    """Hours from dispatch to the deadline of a case of one type and priority."""
+
+    __tablename__ = "deadline_policies"
+
+    type: Mapped[CaseType] = mapped_column(_str_enum(CaseType), primary_key=True)
+    priority: Mapped[Priority] = mapped_column(_str_enum(Priority), primary_key=True)
+    hours: Mapped[float] = mapped_column(Float)
+
+
+class CaseTransition(Base):
+    """The audit record of one loop action on a case."""
+
+    __tablename__ = "case_transitions"
+    # An action repeated with its Idempotency-Key (a department's system retrying its callback) finds this row.
+    __table_args__ = (UniqueConstraint("key_scope", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    action: Mapped[LoopAction] = mapped_column(_str_enum(LoopAction))
+    from_status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus))
+    to_status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus))
+    actor: Mapped[str] = mapped_column(String(128))
+    #: None for the bootstrap key and for `system` (a dispatch by the grid map).
+    actor_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The case's department after the action (who it was dispatched to; None once returned).
+    department_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_scope: Mapped[str | None] = mapped_column(String(32), default=None)  # see Principal.idempotency_scope
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class CaseEventRow(Base):
+    """One entry of the durable case event log webhooks deliver from; `id` is the delivery order.
+
+    Appends serialise on one lock held to commit (see `service.events`), so ids become visible in order: a reader
+    that has seen id N never later finds a new row below N. `sqlite_autoincrement` keeps SQLite from reusing ids.
+    """
+
+    __tablename__ = "case_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[EventKind] = mapped_column(_str_enum(EventKind))
+    #: The `CaseEvent` as JSON: what a receiver gets.
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -28,19 +28,68 @@ class CaseType(StrEnum):
 
 
 class CaseStatus(StrEnum):
-    """Where a case stands in review."""
+    """Where a case stands: in review (draft, confirmed, rejected), then in the closed loop (docs/closed-loop.md)."""
 
     DRAFT = "draft"
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
+    FILED = "filed"
+    DISPATCHED = "dispatched"
+    HANDLED = "handled"
+    VERIFIED = "verified"
+    CLOSED = "closed"
 
 
 class Role(StrEnum):
-    """What an API key may do: agents post cases, reviewers read and decide, admins do everything."""
+    """What an API key may do: agents post cases, reviewers read and decide, dispatchers file, dispatch and close,
+    departments handle the cases dispatched to them, admins do everything."""
 
     AGENT = "agent"
     REVIEWER = "reviewer"
     ADMIN = "admin"
+    DISPATCHER = "dispatcher"
+    DEPARTMENT = "department"
+
+
+class LoopAction(StrEnum):
+    """A step of the closed loop after review (docs/closed-loop.md): 立案, 派遣, 退回, 处置, 核查, 结案."""
+
+    FILE = "file"
+    DISPATCH = "dispatch"
+    RETURN = "return"
+    HANDLE = "handle"
+    VERIFY_PASS = "verify_pass"
+    VERIFY_FAIL = "verify_fail"
+    CLOSE = "close"
+
+
+class Priority(StrEnum):
+    """How urgent a filed case is; an urgent case gets the shorter deadline of its type's policy."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class VerificationProposal(StrEnum):
+    """What the camera proposes for a handled case: the violation is gone (passed) or still there (failed)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """The kind of an entry of the case event log (`case_events`), which webhooks deliver: one per transition."""
+
+    CONFIRMED = "case.confirmed"
+    REJECTED = "case.rejected"
+    REOPENED = "case.reopened"
+    FILED = "case.filed"
+    DISPATCHED = "case.dispatched"
+    RETURNED = "case.returned"
+    HANDLED = "case.handled"
+    VERIFIED = "case.verified"
+    VERIFICATION_FAILED = "case.verification_failed"
+    CLOSED = "case.closed"
 
 
 class Decision(StrEnum):
@@ -55,6 +104,18 @@ class Decision(StrEnum):
         return CaseStatus.CONFIRMED if self is Decision.CONFIRM else CaseStatus.REJECTED
 
 
+#: The event each loop action appends.
+LOOP_EVENTS: dict[LoopAction, EventKind] = {
+    LoopAction.FILE: EventKind.FILED,
+    LoopAction.DISPATCH: EventKind.DISPATCHED,
+    LoopAction.RETURN: EventKind.RETURNED,
+    LoopAction.HANDLE: EventKind.HANDLED,
+    LoopAction.VERIFY_PASS: EventKind.VERIFIED,
+    LoopAction.VERIFY_FAIL: EventKind.VERIFICATION_FAILED,
+    LoopAction.CLOSE: EventKind.CLOSED,
+}
+
+
 class ReviewAction(StrEnum):
     """An entry of a case's review audit trail: a decision, or `reopen`, which takes a decided case back to draft
     (a reviewer undoing their own decision in the review console)."""
@@ -67,12 +128,15 @@ class ReviewAction(StrEnum):
 class EvidenceRole(StrEnum):
     """What an evidence image shows, named by the filename of its part (`scene.jpg`, `scene-clean.jpg`, `crop.jpg`,
     `first-seen.jpg`, as the pipeline sends them). The clean scene is the scene with nothing drawn on it: training
-    material for `export-reviewed`, not shown to reviewers beside the annotated scene."""
+    material for `export-reviewed`, not shown to reviewers beside the annotated scene. `handled` is the photo a
+    department sends with its `handle` action."""
 
     SCENE = "scene"
     SCENE_CLEAN = "scene-clean"
     CROP = "crop"
     FIRST_SEEN = "first-seen"
+
+    HANDLED = "handled"
 
     @classmethod
     def of_filename(cls, filename: str | None) -> EvidenceRole | None:
@@ -116,6 +180,13 @@ Time = Annotated[AwareDatetime, AfterValidator(in_time_range)]
 Name = Annotated[
     str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
 ]
+#: The id of a department or grid, chosen by the admin who makes it (`sanitation-east`, `GZ-TH-001`).
+Code = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+]
+#: A free-text note of a loop action (a department's handling, a reviewer's reason).
+Note = Annotated[str, Field(max_length=2000)]
 #: A detected class name.
 Label = Annotated[
     str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
@@ -216,6 +287,18 @@ class ReviewOut(BaseModel):
     decided_at: datetime
 
 
+class TransitionOut(BaseModel):
+    """The audit record of one loop action: who moved the case from which status to which, when and why."""
+
+    action: LoopAction
+    from_status: CaseStatus
+    to_status: CaseStatus
+    actor: str = Field(description="The acting key's name; `system` for a dispatch by the grid map.")
+    note: str | None
+    department_id: str | None = Field(description="The case's department after the action.")
+    at: datetime
+
+
 class CaseOut(BaseModel):
     """A case as the service returns it to reviewers."""
 
@@ -237,6 +320,22 @@ class CaseOut(BaseModel):
     reviewed_at: datetime | None = None
     evidence: list[EvidenceOut] = Field(default_factory=list)
     reviews: list[ReviewOut] = Field(default_factory=list)
+    priority: Priority = Priority.NORMAL
+    grid_id: str | None = Field(default=None, description="The grid of the case's camera zone when it was made.")
+    department_id: str | None = Field(default=None, description="The department it is dispatched to.")
+    filed_at: datetime | None = None
+    dispatched_at: datetime | None = Field(default=None, description="The latest dispatch.")
+    deadline_at: datetime | None = Field(default=None, description="When the department must have handled it.")
+    handled_at: datetime | None = None
+    handling_note: str | None = None
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    verification_proposal: VerificationProposal | None = Field(
+        default=None, description="What the camera proposes for a handled case; a reviewer decides."
+    )
+    verification_proposed_at: datetime | None = None
+    overdue: bool = Field(default=False, description="Dispatched, not handled, and past its deadline by now.")
+    transitions: list[TransitionOut] = Field(default_factory=list, description="The loop's audit trail.")
 
 
 class PostResult(StrEnum):
@@ -272,6 +371,9 @@ class KeyIn(BaseModel):
 
     role: Role
     name: Name = Field(description="Who or what holds the key, for the audit trail.")
+    department_id: Code | None = Field(
+        default=None, description="The department a `department` key acts for; required for that role only."
+    )
 
 
 class KeyOut(BaseModel):
@@ -282,12 +384,152 @@ class KeyOut(BaseModel):
     role: Role
     created_at: datetime
     revoked_at: datetime | None = None
+    department_id: str | None = None
 
 
 class KeyCreated(KeyOut):
     """A new API key, with the secret shown this one time."""
 
     key: str
+
+
+class ActionIn(BaseModel):
+    """The body of `POST /api/v1/cases/{id}/actions/{action}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note | None = Field(
+        default=None, description="Why, or what was done; required to return, handle and fail a verification."
+    )
+    priority: Priority | None = Field(
+        default=None, description="file and dispatch: the case's priority (normal when never set)."
+    )
+    department_id: Code | None = Field(
+        default=None, description="dispatch: the department to send the case to; else the grid map's."
+    )
+
+    @field_validator("note")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("must not hold NUL characters")
+        return v
+
+
+class RenameIn(BaseModel):
+    """The body of a PUT that renames a department or grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+
+
+class DepartmentIn(BaseModel):
+    """A department (处置单位) that handles dispatched cases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Code
+    name: Name
+
+
+class DepartmentOut(DepartmentIn):
+    """A department as stored."""
+
+
+class GridIn(BaseModel):
+    """A grid (网格): the unit of ground a set of camera zones covers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Code
+    name: Name
+
+
+class GridOut(GridIn):
+    """A grid as stored."""
+
+
+class GridZoneIn(BaseModel):
+    """A camera zone's grid; a zone belongs to at most one grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_id: Name
+    zone_id: Name
+    grid_id: Code
+
+
+class GridZoneOut(GridZoneIn):
+    """A grid zone as stored."""
+
+
+class GridDutyIn(BaseModel):
+    """Which department handles the cases of one type in one grid: what dispatches a filed case on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid_id: Code
+    type: CaseType
+    department_id: Code
+
+
+class GridDutyOut(GridDutyIn):
+    """A grid duty as stored."""
+
+
+#: The longest deadline a policy may set: one year.
+MAX_DEADLINE_HOURS = 24 * 366
+
+
+class DeadlinePolicyIn(BaseModel):
+    """How long a department has to handle a case of `type` and `priority` after it is dispatched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: CaseType
+    priority: Priority
+    hours: float = Field(gt=0, le=MAX_DEADLINE_HOURS, description="Hours from dispatch to the deadline.")
+
+
+class DeadlinePolicyOut(DeadlinePolicyIn):
+    """A deadline policy as stored."""
+
+
+class EventCase(BaseModel):
+    """The case as an event leaves it."""
+
+    id: int
+    status: CaseStatus
+    type: CaseType
+    camera_id: str
+    zone_id: str
+    priority: Priority
+    grid_id: str | None
+    department_id: str | None
+    deadline_at: datetime | None
+
+
+class EventTransition(BaseModel):
+    """The transition an event records: a review decision (confirm, reject, reopen) or a loop action."""
+
+    action: str = Field(description="A ReviewAction or a LoopAction.")
+    from_status: CaseStatus
+    to_status: CaseStatus
+    actor: str
+    note: str | None
+    at: datetime
+
+
+class CaseEvent(BaseModel):
+    """One entry of the case event log, as stored in `case_events.payload` and delivered to webhook receivers.
+
+    `event_id` is stable across redeliveries: a receiver drops an event id it has seen."""
+
+    event_id: str
+    kind: EventKind
+    case: EventCase
+    transition: EventTransition
 
 
 class FieldError(BaseModel):

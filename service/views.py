@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from service.models import ApiKey, Case
 from service.routes import API_PREFIX
-from service.schemas import CaseOut, CasePosted, EvidenceOut, EvidenceRole, KeyOut, PostResult, ReviewOut
+from service.schemas import (
+    CaseOut,
+    CasePosted,
+    CaseStatus,
+    EvidenceOut,
+    EvidenceRole,
+    KeyOut,
+    PostResult,
+    ReviewOut,
+    TransitionOut,
+)
 
 
 def evidence_url(case_id: int, index: int) -> str:
@@ -12,8 +24,13 @@ def evidence_url(case_id: int, index: int) -> str:
     return f"{API_PREFIX}/cases/{case_id}/evidence/{index}"
 
 
-def case_out(case: Case) -> CaseOut:
-    """A case as the API returns it."""
+def is_overdue(case: Case, now: datetime) -> bool:
+    """Dispatched, not yet handled, and past its deadline at `now`."""
+    return case.status is CaseStatus.DISPATCHED and case.deadline_at is not None and now > case.deadline_at
+
+
+def case_out(case: Case, *, now: datetime) -> CaseOut:
+    """A case as the API returns it; `now` (the app's clock) decides whether it is overdue."""
     return CaseOut(
         id=case.id,
         status=case.status,
@@ -46,6 +63,31 @@ def case_out(case: Case) -> CaseOut:
             ReviewOut(decision=r.decision, reason=r.reason, reviewer=r.reviewer, decided_at=r.decided_at)
             for r in case.reviews
         ],
+        priority=case.priority,
+        grid_id=case.grid_id,
+        department_id=case.department_id,
+        filed_at=case.filed_at,
+        dispatched_at=case.dispatched_at,
+        deadline_at=case.deadline_at,
+        handled_at=case.handled_at,
+        handling_note=case.handling_note,
+        verified_at=case.verified_at,
+        closed_at=case.closed_at,
+        verification_proposal=case.verification_proposal,
+        verification_proposed_at=case.verification_proposed_at,
+        overdue=is_overdue(case, now),
+        transitions=[
+            TransitionOut(
+                action=t.action,
+                from_status=t.from_status,
+                to_status=t.to_status,
+                actor=t.actor,
+                note=t.note,
+                department_id=t.department_id,
+                at=t.at,
+            )
+            for t in case.transitions
+        ],
     )
 
 
@@ -56,4 +98,11 @@ def case_posted(case: Case, result: PostResult) -> CasePosted:
 
 def key_out(key: ApiKey) -> KeyOut:
     """An API key as listed (without its secret)."""
-    return KeyOut(id=key.id, name=key.name, role=key.role, created_at=key.created_at, revoked_at=key.revoked_at)
+    return KeyOut(
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+        department_id=key.department_id,
+    )

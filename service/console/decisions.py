@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from service.auth import Principal
 from service.db import begin_write
+from service.events import append_event
 from service.models import Case, Review, Sighting
-from service.schemas import CaseStatus, CaseType, ReviewAction
+from service.schemas import CaseStatus, CaseType, EventKind, ReviewAction
 
 #: The audit reason of a reopen that undid its reviewer's own decision.
 UNDO_REASON = "undo"
@@ -154,6 +155,7 @@ def _reopen(
     `latest_review` is given and is no longer the case's latest audit entry."""
     begin_write(session, lock_key=f"case\0{case_id}")
     latest = session.scalar(select(func.max(Review.id)).where(Review.case_id == case_id))
+    before = session.scalar(select(Case.status).where(Case.id == case_id))
     changed = (
         session.connection()
         .execute(
@@ -175,6 +177,16 @@ def _reopen(
             reviewer_key_id=by.key_id,
             decided_at=now,
         )
+    )
+    append_event(
+        session,
+        case=session.get_one(Case, case_id, populate_existing=True),
+        kind=EventKind.REOPENED,
+        action=ReviewAction.REOPEN.value,
+        from_status=before or CaseStatus.CONFIRMED,
+        actor=by.name,
+        note=reason,
+        now=now,
     )
     session.commit()
     return True

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from service import crud
+from service import crud, loop
 from service.console.decisions import (
     NotDecidedError,
     NothingToUndoError,
@@ -42,7 +42,7 @@ from service.console.web import (
 )
 from service.deps import Services, ServicesDep, SessionDep
 from service.evidence import EvidenceNotFoundError
-from service.schemas import MAX_ID, CaseType, Decision, EvidenceRole, ReviewIn, Role
+from service.schemas import MAX_ID, CaseType, Decision, EvidenceRole, LoopAction, ReviewIn, Role
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,32 @@ def reopen(
     except NotDecidedError:
         return _case_page(request, services, session, user, case_id, filters, error=words["not_decided"], code=409)
     log.info("case %d reopened by %s: %s", case_id, user.principal.name, reason.strip())
+    return _go(case_id, filters)
+
+
+@router.post("/cases/{case_id}/file")
+def file_case(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    user: DataUserDep,
+    case_id: CaseId,
+    csrf: FormText = "",
+    q: FormText = "",
+) -> Response:
+    """File a confirmed case (立案), as `POST /api/v1/cases/{id}/actions/file` does; the grid map may dispatch it."""
+    check_csrf(user, csrf)
+    filters = _form_filters(q)
+    try:
+        case = loop.act(
+            session=session, case_id=case_id, action=LoopAction.FILE, actor=user.principal, now=services.clock()
+        )
+    except crud.CaseNotFoundError:
+        raise HTTPException(404, f"no case {case_id}") from None
+    except loop.IllegalTransitionError:
+        problem = _words(request)["cannot_file"]
+        return _case_page(request, services, session, user, case_id, filters, error=problem, code=409)
+    log.info("case %d filed by %s in the console, now %s", case_id, user.principal.name, case.status.value)
     return _go(case_id, filters)
 
 

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service import crud
 from service.auth import Principal
-from service.deps import AgentDep, ReviewerDep, Services, ServicesDep, SessionDep
+from service.deps import AgentDep, CaseReaderDep, ReviewerDep, Services, ServicesDep, SessionDep
 from service.evidence import EvidenceNotFoundError, image_type
+from service.models import Case
 from service.routes import API_PREFIX
 from service.schemas import (
     MAX_ID,
@@ -28,11 +29,13 @@ from service.schemas import (
     CasePosted,
     CaseStatus,
     CaseType,
+    Code,
     EvidenceRole,
     Name,
     PostResult,
     Problem,
     ReviewIn,
+    Role,
     Time,
     in_time_range,
 )
@@ -213,11 +216,19 @@ def _decode_cursor(cursor: str) -> crud.Position:
 
 @router.get("", responses=_ERRORS)
 def list_cases(
-    reviewer: ReviewerDep,
+    reader: CaseReaderDep,
+    services: ServicesDep,
     session: SessionDep,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     case_type: Annotated[CaseType | None, Query(alias="type")] = None,
     camera_id: Annotated[Name | None, Query()] = None,
+    grid_id: Annotated[Code | None, Query(description="Cases of this grid.")] = None,
+    department_id: Annotated[
+        Code | None, Query(description="Cases dispatched to this department (a department key sees only its own).")
+    ] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: only cases dispatched, not handled, and past their deadline.")
+    ] = None,
     since: Annotated[Time | None, Query(description="Detected at or after (ISO 8601 with zone).")] = None,
     until: Annotated[Time | None, Query(description="Detected before (ISO 8601 with zone).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -231,7 +242,13 @@ def list_cases(
         ),
     ] = None,
 ) -> CasePage:
-    """Cases newest first (by detection time); follow `next_cursor` for the next page."""
+    """Cases newest first (by detection time); follow `next_cursor` for the next page. A department key sees only
+    the cases dispatched to its department."""
+    now = services.clock()
+    if reader.role is Role.DEPARTMENT:
+        if department_id not in (None, reader.department_id):
+            raise _invalid(("query", "department_id"), "a department key sees only its own department's cases")
+        department_id = reader.department_id
     rows, position = crud.list_cases(
         session=session,
         status=case_status,
@@ -239,21 +256,32 @@ def list_cases(
         camera_id=camera_id,
         since=since,
         until=until,
+        grid_id=grid_id,
+        department_id=department_id,
+        overdue=overdue,
+        now=now,
         limit=limit,
         after=None if cursor is None else _decode_cursor(cursor),
     )
     return CasePage(
-        items=[case_out(c) for c in rows], next_cursor=None if position is None else _encode_cursor(position)
+        items=[case_out(c, now=now) for c in rows],
+        next_cursor=None if position is None else _encode_cursor(position),
     )
 
 
-@router.get("/{case_id}", responses=_ERRORS)
-def get_case(reviewer: ReviewerDep, session: SessionDep, case_id: CaseId) -> CaseOut:
-    """One case with its evidence list and review history."""
+def _readable(session: SessionDep, reader: Principal, case_id: int) -> Case:
+    """The case, if `reader` may see it: a department key sees only its own department's cases (404 for others,
+    as if they did not exist)."""
     case = crud.get_case(session=session, case_id=case_id)
-    if case is None:
+    if case is None or (reader.role is Role.DEPARTMENT and case.department_id != reader.department_id):
         raise HTTPException(404, f"no case {case_id}")
-    return case_out(case)
+    return case
+
+
+@router.get("/{case_id}", responses=_ERRORS)
+def get_case(reader: CaseReaderDep, services: ServicesDep, session: SessionDep, case_id: CaseId) -> CaseOut:
+    """One case with its evidence list, review history and loop trail."""
+    return case_out(_readable(session, reader, case_id), now=services.clock())
 
 
 @router.get(
@@ -262,16 +290,14 @@ def get_case(reviewer: ReviewerDep, session: SessionDep, case_id: CaseId) -> Cas
     responses=_with_errors({"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image."}),
 )
 def get_evidence(
-    reviewer: ReviewerDep,
+    reader: CaseReaderDep,
     services: ServicesDep,
     session: SessionDep,
     case_id: CaseId,
     n: Annotated[int, Path(ge=0, le=MAX_ID, description="0-based, in the order of the case's `evidence` list.")],
 ) -> Response:
     """The bytes of a case's n-th evidence image, with its content type."""
-    case = crud.get_case(session=session, case_id=case_id)
-    if case is None:
-        raise HTTPException(404, f"no case {case_id}")
+    case = _readable(session, reader, case_id)
     if n >= len(case.evidence):
         raise HTTPException(404, f"case {case_id} has {len(case.evidence)} evidence images; there is no image {n}")
     item = case.evidence[n]
@@ -309,4 +335,4 @@ def review_case(
         raise HTTPException(409, str(exc)) from None
     services.metrics.review_latency.labels(body.decision.value).observe((now - case.created_at).total_seconds())
     log.info("case %d %s by %s", case_id, case.status.value, reviewer.name)
-    return case_out(case)
+    return case_out(case, now=now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
+from fastapi.exceptions import RequestValidationError
 
 from service import crud
 from service.deps import AdminDep, ServicesDep, SessionDep
@@ -19,8 +20,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in
 
 @router.post("", status_code=201, responses=_ERRORS)
 def create_key(admin: AdminDep, services: ServicesDep, session: SessionDep, body: KeyIn) -> KeyCreated:
-    """A new key; its secret is in this response only."""
-    key, secret = crud.create_api_key(session=session, role=body.role, name=body.name, now=services.clock())
+    """A new key; its secret is in this response only. A department key names its department (422 otherwise)."""
+    try:
+        key, secret = crud.create_api_key(
+            session=session, role=body.role, name=body.name, now=services.clock(), department_id=body.department_id
+        )
+    except crud.KeyDepartmentError as exc:
+        loc = ("body", "department_id")
+        raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": str(exc)}]) from None
     return KeyCreated(**key_out(key).model_dump(), key=secret)
 
 

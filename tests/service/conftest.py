@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from service import crud
+from service import crud, grids
 from service.admin import open_database
 from service.app import create_app
 from service.db import sqlite_url
@@ -83,14 +83,26 @@ def client(make_client: Callable[[ServiceSettings], TestClient], settings: Servi
     return make_client(settings)
 
 
+#: The department the test `department` key acts for (made by `make_keys`).
+TEST_DEPARTMENT = "test-department"
+
+
 @pytest.fixture
 def make_keys(clock: Clock) -> Callable[[ServiceSettings], dict[Role, str]]:
-    """Store one key per role (named test-ROLE) in the settings' database."""
+    """Store one key per role (named test-ROLE) in the settings' database; the department key's department is
+    TEST_DEPARTMENT."""
 
     def make(settings: ServiceSettings) -> dict[Role, str]:
         with open_database(settings) as sessions, sessions() as session:
+            grids.create_department(session=session, department_id=TEST_DEPARTMENT, name="Test department")
             return {
-                role: crud.create_api_key(session=session, role=role, name=f"test-{role.value}", now=clock())[1]
+                role: crud.create_api_key(
+                    session=session,
+                    role=role,
+                    name=f"test-{role.value}",
+                    now=clock(),
+                    department_id=TEST_DEPARTMENT if role is Role.DEPARTMENT else None,
+                )[1]
                 for role in Role
             }
 

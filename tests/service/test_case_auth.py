@@ -14,18 +14,32 @@ from service.schemas import Role
 from service.settings import ServiceSettings
 
 AGENT, REVIEWER, ADMIN = Role.AGENT, Role.REVIEWER, Role.ADMIN
+DISPATCHER, DEPARTMENT = Role.DISPATCHER, Role.DEPARTMENT
+READERS = {REVIEWER, DISPATCHER, ADMIN}
 
-# (what, method, path, roles that may) — {case} is a draft case posted beforehand, {key} an agent key's id.
+# (what, method, path, roles that may) — {case} is a draft case posted beforehand (confirmed first for a loop
+# action), {key} an agent key's id. A department key may read only its own department's cases: see below.
 ENDPOINTS: list[tuple[str, str, str, set[Role]]] = [
     ("post a case", "POST", "/api/v1/cases", {AGENT, ADMIN}),
-    ("list cases", "GET", "/api/v1/cases", {REVIEWER, ADMIN}),
-    ("read a case", "GET", "/api/v1/cases/{case}", {REVIEWER, ADMIN}),
-    ("read evidence", "GET", "/api/v1/cases/{case}/evidence/0", {REVIEWER, ADMIN}),
+    ("list cases", "GET", "/api/v1/cases", READERS | {DEPARTMENT}),
+    ("read a case", "GET", "/api/v1/cases/{case}", READERS),
+    ("read evidence", "GET", "/api/v1/cases/{case}/evidence/0", READERS),
     ("review a case", "POST", "/api/v1/cases/{case}/review", {REVIEWER, ADMIN}),
+    ("file a case", "POST", "/api/v1/cases/{case}/actions/file", {REVIEWER, DISPATCHER, ADMIN}),
     ("create a key", "POST", "/api/v1/keys", {ADMIN}),
     ("list keys", "GET", "/api/v1/keys", {ADMIN}),
     ("revoke a key", "DELETE", "/api/v1/keys/{key}", {ADMIN}),
+    ("list departments", "GET", "/api/v1/departments", READERS),
+    ("create a department", "POST", "/api/v1/departments", {ADMIN}),
+    ("list grids", "GET", "/api/v1/grids", READERS),
+    ("create a grid", "POST", "/api/v1/grids", {ADMIN}),
+    ("list grid zones", "GET", "/api/v1/grid-zones", READERS),
+    ("list grid duties", "GET", "/api/v1/grid-duties", READERS),
+    ("list deadline policies", "GET", "/api/v1/deadline-policies", READERS),
+    ("set a deadline policy", "PUT", "/api/v1/deadline-policies", {ADMIN}),
 ]
+#: Endpoints where a department key gets 404 rather than 403: the draft case is not its department's.
+HIDDEN_FROM_DEPARTMENTS = {"read a case", "read evidence"}
 ROLE_TABLE = [(what, method, path, role, role in may) for what, method, path, may in ENDPOINTS for role in Role]
 
 
@@ -38,6 +52,10 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
         kwargs["json"] = {"decision": "confirm"}
     elif path == "/api/v1/keys" and method == "POST":
         kwargs["json"] = {"role": "agent", "name": "new camera"}
+    elif path in ("/api/v1/departments", "/api/v1/grids") and method == "POST":
+        kwargs["json"] = {"id": "new-1", "name": "New one"}
+    elif path == "/api/v1/deadline-policies":
+        kwargs["json"] = {"type": "illegal_parking", "priority": "urgent", "hours": 0.5}
     return client.request(method, path, **kwargs)
 
 
@@ -50,9 +68,15 @@ def test_role_boundaries(
     client: TestClient, keys: dict[Role, str], what: str, method: str, path: str, role: Role, allowed: bool
 ) -> None:
     case_id = post_case(client, keys[AGENT]).json()["id"]
+    if "/actions/" in path:
+        confirm = {"decision": "confirm"}
+        assert client.post(f"/api/v1/cases/{case_id}/review", json=confirm, headers=bearer(keys[ADMIN])).is_success
     agent_key_id = client.get("/api/v1/keys", headers=bearer(keys[ADMIN])).json()[0]["id"]
     got = _call(client, method, path.format(case=case_id, key=agent_key_id), bearer(keys[role]))
-    if allowed:
+    if role is DEPARTMENT and what in HIDDEN_FROM_DEPARTMENTS:
+        assert got.status_code == 404, got.text
+        assert got.json()["detail"] == f"no case {case_id}"
+    elif allowed:
         assert 200 <= got.status_code < 300, got.text
     else:
         assert got.status_code == 403

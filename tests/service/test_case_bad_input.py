@@ -208,7 +208,11 @@ BAD_LISTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("limit 0", {"limit": 0}, "query.limit: Input should be greater than or equal to 1"),
     ("limit too big", {"limit": 501}, "query.limit: Input should be less than or equal to 500"),
     ("limit not a number", {"limit": "ten"}, "query.limit: Input should be a valid integer"),
-    ("unknown status", {"status": "pending"}, "query.status: Input should be 'draft', 'confirmed' or 'rejected'"),
+    (
+        "unknown status",
+        {"status": "pending"},
+        "query.status: Input should be 'draft', 'confirmed', 'rejected', 'filed',",
+    ),
     ("unknown type", {"type": "graffiti"}, "query.type: Input should be"),
     ("since without zone", {"since": "2025-05-01T10:00:00"}, "query.since: Input should have timezone info"),
     ("until not a time", {"until": "yesterday"}, "query.until: Input should be a valid datetime"),

@@ -270,3 +270,21 @@ def test_next_and_previous_follow_the_filtered_queue(client: TestClient, agent: 
     form = {"csrf": csrf_of(page), "decision": "confirm", "q": "type=illegal_parking"}
     decided = client.post(f"/console/cases/{three[2]}/decide", data=form, follow_redirects=False)
     assert decided.headers["location"] == f"/console/cases/{three[0]}?type=illegal_parking"
+
+
+def test_a_confirmed_case_is_filed_from_its_page(client: TestClient, agent: str, reviewer: str) -> None:
+    case_id = post_roles(client, agent, key="v1", seed=1)
+    assert sign_in(client, reviewer).status_code == 303
+    assert _decide(client, case_id, decision="confirm")[0] == 303
+    page = client.get(f"/console/cases/{case_id}").text
+    assert 'id="file-form"' in page
+    filed = client.post(f"/console/cases/{case_id}/file", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert (filed.status_code, filed.headers["location"]) == (303, f"/console/cases/{case_id}")
+    page = client.get(f"/console/cases/{case_id}").text
+    assert re.search(r'id="case-status">Filed<', page)
+    assert 'id="file-form"' not in page
+    case = client.get(f"/api/v1/cases/{case_id}", headers=bearer(reviewer)).json()
+    assert [(t["action"], t["actor"]) for t in case["transitions"]] == [("file", "test-reviewer")]
+    again = client.post(f"/console/cases/{case_id}/file", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert again.status_code == 409
+    assert "Only a confirmed case can be filed." in again.text

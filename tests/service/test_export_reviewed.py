@@ -56,6 +56,9 @@ def test_confirmed_and_wrong_object_cases_become_labels_and_hard_negatives(
     old_post = _case(client, agent, 4, ["car"], None)
     _case(client, agent, 5, ["car"], jpeg(5, 32))  # still a draft
     _review(client, reviewer, confirmed, "confirm")
+    # Filed since, and on in the closed loop: still a confirmed detection to learn from.
+    filed = client.post(f"/api/v1/cases/{confirmed}/actions/file", json={}, headers=bearer(reviewer))
+    assert filed.json()["status"] == "filed"
     _review(client, reviewer, rejected, "reject", "wrong object: a parked van")
     _review(client, reviewer, duplicate, "reject", "duplicate")
     _review(client, reviewer, old_post, "confirm")

@@ -14,6 +14,8 @@ from case_helpers import bearer, case_body, post_case
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
+from service import grids
+from service.admin import open_database
 from service.app import create_app
 from service.cli import register
 from service.settings import ServiceSettings
@@ -61,6 +63,25 @@ def test_keys_create_prints_a_working_key_last(
     assert revoked.exit_code == 0, revoked.output
     with TestClient(create_app(settings)) as client:
         assert post_case(client, made["agent"], idempotency_key="after").status_code == 401
+
+
+def test_a_department_key_is_made_for_an_existing_department(
+    invoke: typer.Typer, where: list[str], settings: ServiceSettings
+) -> None:
+    missing = run(invoke, "keys", "create", "--role", "department", *where)
+    assert missing.exit_code == 2
+    assert "--department: a department key needs a department_id" in missing.stderr
+    unknown = run(invoke, "keys", "create", "--role", "department", "--department", "sanitation-east", *where)
+    assert unknown.exit_code == 2
+    assert "--department: no department 'sanitation-east'" in unknown.stderr
+    with open_database(settings) as sessions, sessions() as session:
+        grids.create_department(session=session, department_id="sanitation-east", name="Sanitation East")
+    made = run(invoke, "keys", "create", "--role", "department", "--department", "sanitation-east", *where)
+    assert made.exit_code == 0, made.output
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/cases", headers=bearer(made.stdout.strip().splitlines()[-1])).json()["items"] == []
+    listed = run(invoke, "keys", "list", *where)
+    assert "sanitation-east" in listed.stdout
 
 
 @pytest.mark.parametrize(
