@@ -95,10 +95,10 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 class RoleGate:
-    """A dependency that lets through only keys whose role may do `action` (403 otherwise)."""
+    """A dependency that lets through only keys whose role may do `action`, or is one of `action` (403 otherwise)."""
 
-    def __init__(self, action: Role) -> None:
-        self.allowed = ROLE_ALLOWS[action]
+    def __init__(self, action: Role | frozenset[Role]) -> None:
+        self.allowed = ROLE_ALLOWS[action] if isinstance(action, Role) else action
 
     def __call__(self, principal: PrincipalDep) -> Principal:
         if principal.role not in self.allowed:
