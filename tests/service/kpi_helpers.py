@@ -21,6 +21,7 @@ hours after T0; "closure" is closed_at - first_seen_at.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -41,24 +42,27 @@ REVIEWER: Final = Principal(key_id=None, name="reviewer-1", role=Role.REVIEWER)
 DEPARTMENT: Final = {d: Principal(key_id=None, name=d, role=Role.DEPARTMENT, department_id=d) for d in (EAST, WEST)}
 
 
+def make_grid_map(sessions: sessionmaker[Session]) -> None:
+    """Departments east and west; grid G1 holds cam-1/zone-a and sends its parking cases to east, G2 holds
+    cam-2/zone-b and sends nothing anywhere by itself."""
+    with sessions() as s:
+        grids.create_department(session=s, department_id=EAST, name="Sanitation East")
+        grids.create_department(session=s, department_id=WEST, name="Sanitation West")
+        grids.create_grid(session=s, grid_id=G1, name="Tianhe 001")
+        grids.create_grid(session=s, grid_id=G2, name="Tianhe 002")
+        grids.add_grid_zone(session=s, camera_id="cam-1", zone_id="zone-a", grid_id=G1)
+        grids.add_grid_zone(session=s, camera_id="cam-2", zone_id="zone-b", grid_id=G2)
+        grids.set_grid_duty(session=s, grid_id=G1, case_type=CaseType.ILLEGAL_PARKING, department_id=EAST)
+
+
 class Day:
     """Cases made and moved through the loop at chosen times, by the service's own functions."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.posted = 0
-        with sessions() as s:
-            grids.create_department(session=s, department_id=EAST, name="Sanitation East")
-            grids.create_department(session=s, department_id=WEST, name="Sanitation West")
-            grids.create_grid(session=s, grid_id=G1, name="Tianhe 001")
-            grids.create_grid(session=s, grid_id=G2, name="Tianhe 002")
-            grids.add_grid_zone(session=s, camera_id="cam-1", zone_id="zone-a", grid_id=G1)
-            grids.add_grid_zone(session=s, camera_id="cam-2", zone_id="zone-b", grid_id=G2)
-            grids.set_grid_duty(session=s, grid_id=G1, case_type=CaseType.ILLEGAL_PARKING, department_id=EAST)
 
     def case(self, camera: str, zone: str, case_type: CaseType, detected_h: float, first_seen_h: float) -> int:
         """A new draft case detected `detected_h` hours after T0 and first seen `first_seen_h` hours after it."""
-        self.posted += 1
         detected = T0 + timedelta(hours=detected_h)
         body = case_body(
             camera_id=camera,
@@ -72,7 +76,7 @@ class Day:
                 session=s,
                 case=CaseIn.model_validate_json(json.dumps(body)),
                 scope="test",
-                idempotency_key=f"v{self.posted}",
+                idempotency_key=str(uuid.uuid4()),
                 evidence=[],
                 posted_by="agent",
                 merge_iou=1.0,  # never merged: each is a case of its own
@@ -116,7 +120,8 @@ class Day:
 
 
 def build_day(sessions: sessionmaker[Session]) -> dict[str, int]:
-    """The cases of the module docstring, by letter."""
+    """The grid map and the cases of the module docstring, by letter."""
+    make_grid_map(sessions)
     day = Day(sessions)
     ids: dict[str, int] = {}
     parking, vending, litter = CaseType.ILLEGAL_PARKING, CaseType.STREET_VENDING, CaseType.PILED_LITTER
