@@ -8,10 +8,10 @@ import pytest
 from case_helpers import Clock, bearer
 from conftest import TEST_DEPARTMENT
 from fastapi.testclient import TestClient
-from kpi_helpers import EAST, G1, G2, NOW, WEST, build_day
+from kpi_helpers import DISPATCHER, EAST, G1, G2, NOW, WEST, Day, build_day, make_grid_map
 
 from service.admin import open_database
-from service.schemas import Role
+from service.schemas import CaseType, Decision, LoopAction, Role
 from service.settings import ServiceSettings
 
 DAY = {"since": "2025-05-01T10:00:00+00:00", "until": "2025-05-02T10:00:00+00:00"}
@@ -268,3 +268,22 @@ def test_agents_and_departments_read_no_kpis(
     response = client.get("/api/v1/kpis", headers=headers)
     assert response.status_code == code
     assert response.json()["detail"]
+
+
+def test_handled_at_the_deadline_is_on_time_and_a_deadline_reached_is_not_overdue(
+    client: TestClient, settings: ServiceSettings, keys: dict[Role, str], clock: Clock
+) -> None:
+    with open_database(settings) as sessions:
+        make_grid_map(sessions)
+        day = Day(sessions)
+        on_the_dot = day.case("cam-1", "zone-a", CaseType.ILLEGAL_PARKING, 0, -0.1)
+        waiting = day.case("cam-1", "zone-a", CaseType.ILLEGAL_PARKING, 0.5, 0.4)
+        for case_id in (on_the_dot, waiting):
+            day.review(case_id, Decision.CONFIRM, 1)
+            day.act(case_id, LoopAction.FILE, DISPATCHER, 1)  # to east, deadline T0 + 3 h
+        day.act(on_the_dot, LoopAction.HANDLE, DISPATCHER, 3, note="towed")
+    clock.now = Day.at(3)  # `waiting`'s deadline, reached but not passed
+    (totals,) = _kpis(client, keys[Role.DISPATCHER])["groups"]
+    assert (totals["handled"], totals["handled_on_time"], totals["on_time_rate"], totals["overdue"]) == (1, 1, 1.0, 0)
+    clock.advance(1)
+    assert _kpis(client, keys[Role.DISPATCHER])["groups"][0]["overdue"] == 1
