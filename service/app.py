@@ -25,7 +25,7 @@ from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
-from service.routes import actions, cases, gridmap, keys, ops
+from service.routes import actions, cases, gridmap, keys, kpis, ops
 from service.schemas import FieldError, Problem
 from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
@@ -92,8 +92,9 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(actions.router)
     app.include_router(gridmap.router)
     app.include_router(keys.router)
+    app.include_router(kpis.router)
     app.include_router(ops.router)
-    routers = (cases.router, actions.router, gridmap.router, keys.router, ops.router)
+    routers = (cases.router, actions.router, gridmap.router, keys.router, kpis.router, ops.router)
     routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:

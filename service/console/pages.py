@@ -26,7 +26,7 @@ from service.console.decisions import (
     undo_last_decision,
 )
 from service.console.i18n import MESSAGES, REJECT_REASONS, translator
-from service.console.sessions import SignedIn
+from service.console.sessions import SignedIn, may_review
 from service.console.web import (
     PREFIX,
     SECURITY_HEADERS,
@@ -35,9 +35,11 @@ from service.console.web import (
     PageUserDep,
     check_csrf,
     duration,
+    home_of,
     language,
     parse_filters,
     render,
+    require_reviewer,
     scene_index,
 )
 from service.deps import Services, ServicesDep, SessionDep
@@ -65,7 +67,11 @@ def _queue_context(session: Session, filters: Filters) -> dict[str, object]:
 
 @router.get("/")
 def queue(request: Request, services: ServicesDep, session: SessionDep, user: PageUserDep) -> Response:
-    """Draft cases, oldest first unless asked otherwise, with counts per type; the page refreshes its rows itself."""
+    """Draft cases, oldest first unless asked otherwise, with counts per type; the page refreshes its rows itself.
+
+    A dispatcher, who decides no drafts, goes to the dispatch view instead."""
+    if not may_review(user.principal.role):
+        return RedirectResponse(home_of(user.principal.role), 303, headers=SECURITY_HEADERS)
     filters = parse_filters(request.query_params)
     return render(request, services, "queue.html", _queue_context(session, filters), user=user)
 
@@ -181,6 +187,7 @@ def decide(
 ) -> Response:
     """Confirm or reject (with a reason), under the same rules and audit as the API's review; then the next case."""
     check_csrf(user, csrf)
+    require_reviewer(user)
     filters = _form_filters(q)
     try:
         body = ReviewIn(decision=Decision(decision), reason=_reason(reason, note) if decision == "reject" else None)

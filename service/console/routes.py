@@ -10,7 +10,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.console import pages, signin
+from service.console import dispatch, kpi_page, pages, signin
 from service.console.web import HERE, PREFIX, make_templates
 
 #: Swagger UI and ReDoc as the fastapi-offline package ships them (their licences: Apache-2.0 and MIT).
@@ -28,6 +28,8 @@ def install(app: FastAPI) -> None:
     app.mount(DOCS_STATIC, StaticFiles(directory=_DOCS_ASSETS), name="docs-static")
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(dispatch.router)
+    app.include_router(kpi_page.router)
     title = app.title
 
     @app.get("/", include_in_schema=False)

@@ -6,6 +6,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -24,9 +25,24 @@ class SignedIn:
     csrf_token: str
 
 
+#: Who uses the console: reviewers clear the queue, dispatchers run the loop, admins do both. An agent key only
+#: posts cases; a department reports its handling through the API.
+CONSOLE_ROLES: Final = frozenset({Role.REVIEWER, Role.DISPATCHER, Role.ADMIN})
+
+
 def may_sign_in(role: Role) -> bool:
-    """Reviewers and admins use the console; an agent key only posts cases."""
+    """Whether a key of `role` may sign in to the console."""
+    return role in CONSOLE_ROLES
+
+
+def may_review(role: Role) -> bool:
+    """Whether a signed-in `role` decides draft cases (reviewers and admins)."""
     return role in ROLE_ALLOWS[Role.REVIEWER]
+
+
+def may_dispatch(role: Role) -> bool:
+    """Whether a signed-in `role` files, dispatches and closes cases in the dispatch view (dispatchers, admins)."""
+    return role in ROLE_ALLOWS[Role.DISPATCHER]
 
 
 def start_session(*, session: Session, key: ApiKey, lifetime: timedelta, now: datetime) -> str:

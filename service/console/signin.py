@@ -24,10 +24,12 @@ from service.console.web import (
     DataUserDep,
     MaybeSignedInDep,
     check_csrf,
+    home_of,
     render,
     set_cookie,
 )
 from service.deps import ServicesDep, SessionDep
+from service.schemas import Role
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,9 @@ def _sign_in_form(request: Request, services: ServicesDep, *, error: str | None 
 
 @router.get("/sign-in")
 def sign_in_page(request: Request, services: ServicesDep, user: MaybeSignedInDep) -> Response:
-    """The sign-in form (or the queue, for someone signed in already)."""
+    """The sign-in form (or the home page, for someone signed in already)."""
     if user is not None:
-        return RedirectResponse(f"{PREFIX}/", 303, headers=SECURITY_HEADERS)
+        return RedirectResponse(home_of(user.principal.role), 303, headers=SECURITY_HEADERS)
     return _sign_in_form(request, services)
 
 
@@ -57,7 +59,8 @@ def sign_in(
     key: Annotated[str, Form(max_length=200)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Exchange a reviewer's or admin's API key for a session cookie; agents are refused."""
+    """Exchange a reviewer's, dispatcher's or admin's API key for a session cookie; agents and departments are
+    refused."""
     if not same_token(csrf, request.cookies.get(SIGN_IN_CSRF_COOKIE, "")):
         return _sign_in_form(request, services, error="expired_form", code=403)
     digest = hash_key(key.strip())
@@ -69,12 +72,13 @@ def sign_in(
     if found is None:
         return _sign_in_form(request, services, error="bad_key", code=401)
     if not may_sign_in(found.role):
-        log.info("console: agent key %r tried to sign in", found.name)
-        return _sign_in_form(request, services, error="agent_key", code=403)
+        log.info("console: %s key %r tried to sign in", found.role.value, found.name)
+        error = "department_key" if found.role is Role.DEPARTMENT else "agent_key"
+        return _sign_in_form(request, services, error=error, code=403)
     lifetime = timedelta(seconds=services.settings.console_session_s)
     token = start_session(session=session, key=found, lifetime=lifetime, now=services.clock())
     log.info("console: %s signed in", found.name)
-    response = RedirectResponse(f"{PREFIX}/", 303, headers=SECURITY_HEADERS)
+    response = RedirectResponse(home_of(found.role), 303, headers=SECURITY_HEADERS)
     set_cookie(response, services, SESSION_COOKIE, token, max_age=int(lifetime.total_seconds()))
     response.delete_cookie(SIGN_IN_CSRF_COOKIE, path="/")
     return response

@@ -15,10 +15,10 @@ from starlette.responses import Response
 
 from service.console.decisions import QueueFilter, last_decision
 from service.console.i18n import LANG_COOKIE, REJECT_REASONS, choose_language, translator
-from service.console.sessions import SignedIn, find_session, same_token
+from service.console.sessions import SignedIn, find_session, may_dispatch, may_review, same_token
 from service.deps import Services, ServicesDep
 from service.models import Case
-from service.schemas import CaseType, EvidenceRole
+from service.schemas import CaseType, EvidenceRole, Role
 
 HERE: Final = Path(__file__).resolve().parent
 SESSION_COOKIE: Final = "sw_session"
@@ -56,6 +56,11 @@ def language(request: Request) -> str:
     return choose_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
+def home_of(role: Role) -> str:
+    """Where a signed-in `role` starts: the review queue, or the dispatch view for a dispatcher."""
+    return f"{PREFIX}/dispatch" if role is Role.DISPATCHER else f"{PREFIX}/"
+
+
 def signed_in_or_none(request: Request, services: ServicesDep) -> SignedIn | None:
     """The reviewer whose session cookie the request carries, or None."""
     token = request.cookies.get(SESSION_COOKIE)
@@ -89,6 +94,18 @@ PageUserDep = Annotated[SignedIn, Depends(page_session)]
 DataUserDep = Annotated[SignedIn, Depends(data_session)]
 
 
+def require_dispatcher(user: SignedIn) -> None:
+    """403 unless the signed-in key files, dispatches and closes cases (a dispatcher or an admin)."""
+    if not may_dispatch(user.principal.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a dispatcher or an admin can use the dispatch view")
+
+
+def require_reviewer(user: SignedIn) -> None:
+    """403 unless the signed-in key decides draft cases (a reviewer or an admin)."""
+    if not may_review(user.principal.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a reviewer or an admin can decide cases")
+
+
 def check_csrf(user: SignedIn, given: str) -> None:
     """403 unless a posted form carries its session's CSRF token."""
     if not same_token(given, user.csrf_token):
@@ -108,7 +125,8 @@ class Filters:
         return urlencode(self.raw)
 
 
-def _time(name: str, value: str) -> datetime | None:
+def parse_time(name: str, value: str) -> datetime | None:
+    """A form's time (UTC when it names no zone), None when empty; 422 naming the field when it is no time."""
     if not value:
         return None
     try:
@@ -129,8 +147,8 @@ def parse_filters(params: Mapping[str, str]) -> Filters:
         case_type=None if kind is None else CaseType(kind),
         camera_id=raw.get("camera"),
         zone_id=raw.get("zone"),
-        since=_time("since", raw.get("since", "")),
-        until=_time("until", raw.get("until", "")),
+        since=parse_time("since", raw.get("since", "")),
+        until=parse_time("until", raw.get("until", "")),
         newest_first=raw.get("order") == "newest",
     )
     return Filters(raw=raw, queue=queue)
@@ -146,10 +164,16 @@ def scene_index(case: Case) -> int | None:
 
 def duration(case: Case) -> str:
     """How long the object stayed, as `1 h 2 min 3 s`."""
-    seconds = int((case.last_seen_at - case.first_seen_at) / timedelta(seconds=1))
+    return seconds_text((case.last_seen_at - case.first_seen_at) / timedelta(seconds=1))
+
+
+def seconds_text(total: float) -> str:
+    """A span of seconds as `1 h 2 min 3 s`, zero parts left out (whole seconds; hours may exceed a day)."""
+    seconds = int(total)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s"]
+    shown_secs = f"{secs} s" if secs or not (hours or minutes) else ""
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", shown_secs]
     return " ".join(p for p in parts if p)
 
 
@@ -169,6 +193,9 @@ def render(
         "t": translator(lang),
         "lang": lang,
         "user": user,
+        "home": PREFIX + "/" if user is None else home_of(user.principal.role),
+        "may_review": user is not None and may_review(user.principal.role),
+        "may_dispatch": user is not None and may_dispatch(user.principal.role),
         "undo": undo,
         "prefix": PREFIX,
         "reasons": REJECT_REASONS,

@@ -1,4 +1,5 @@
-"""A reviewer clears part of the queue in real headless Chromium: sign in, queue, confirm, reject, undo."""
+"""The console in real headless Chromium: a reviewer clears part of the queue (sign in, queue, confirm, reject,
+undo); a dispatcher files a case in the dispatch view and reads the KPI page's charts."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from case_helpers import case_body, post_case
+from kpi_helpers import EAST, build_day
 from sqlalchemy import select
 
 from pipelines.evidence import render_evidence, render_snapshot
@@ -175,5 +177,70 @@ def test_a_reviewer_confirms_rejects_and_undoes_from_the_keyboard(
     assert "undo" in audit
 
     screenshot = tmp_path / "case-view.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_dispatcher_files_a_case_and_reads_the_kpi_charts(
+    server: str,
+    browser: object,
+    settings: ServiceSettings,
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver import Chrome
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    assert isinstance(browser, Chrome)
+    keys = make_keys(settings)
+    with open_database(settings) as sessions:
+        ids = build_day(sessions)
+    wait = WebDriverWait(browser, 15)
+
+    browser.get(f"{server}/")
+    wait.until(lambda d: d.current_url.endswith("/console/sign-in"))
+    browser.find_element(By.ID, "key").send_keys(keys[Role.DISPATCHER])
+    browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+    wait.until(lambda d: d.current_url.split("#")[0].endswith("/console/dispatch"))
+
+    def section(status: str) -> list[str]:
+        rows = browser.find_elements(By.CSS_SELECTOR, f"#section-{status} tr.loop-row")
+        return [r.get_attribute("data-case-id") or "" for r in rows]
+
+    # The service runs on the wall clock: every deadline of 2025 has passed.
+    overdue = browser.find_elements(By.CSS_SELECTOR, "tr.loop-row.overdue")
+    assert [r.get_attribute("data-case-id") for r in overdue] == [str(ids["E"]), str(ids["C"])]
+    assert overdue[0].find_element(By.CSS_SELECTOR, "strong.flag").text == "Overdue"
+    assert section("confirmed") == [str(ids["H"])]
+
+    row = browser.find_element(By.ID, f"case-{ids['H']}")
+    Select(row.find_element(By.NAME, "priority")).select_by_value("urgent")
+    row.find_element(By.CSS_SELECTOR, "button.file").click()
+    # Filed, and sent at once to the department the grid map names for parking in G1.
+    wait.until(lambda _d: str(ids["H"]) in section("dispatched"))
+    with open_database(settings) as sessions, sessions() as session:
+        filed = session.get_one(Case, ids["H"])
+        assert (filed.status, filed.department_id, filed.priority.value) == (CaseStatus.DISPATCHED, EAST, "urgent")
+
+    browser.find_element(By.ID, "nav-kpis").click()
+    wait.until(lambda d: "/console/kpis" in d.current_url)
+    browser.get(f"{server}/console/kpis?since=2025-05-01T10:00&until=2025-05-02T10:00")
+    wait.until(lambda d: d.find_element(By.ID, "total-found").text == "7")
+    assert browser.find_element(By.ID, "total-median").text == "3 h 10 min"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#chart-counts rect.bar")
+    assert [b.get_attribute("data-series") for b in bars[:3]] == ["found", "confirmed", "closed"]
+    # Drawn, to scale, and coloured by the console's stylesheet (no inline style under the CSP).
+    widths = [b.rect["width"] for b in bars[:3]]  # G1: found 4 (the longest bar), confirmed 3, closed 2
+    assert widths[0] > 100
+    assert widths[1] == pytest.approx(widths[0] * 3 / 4, abs=2)
+    assert widths[2] == pytest.approx(widths[0] / 2, abs=2)
+    assert bars[0].value_of_css_property("fill") == "rgb(140, 149, 159)"
+    rates = browser.find_elements(By.CSS_SELECTOR, "#chart-rates rect.bar")
+    assert [r.get_attribute("data-value") for r in rates[:2]] == ["75%", "50%"]
+    spot = browser.find_element(By.CSS_SELECTOR, "#hot-spots tr.hot-spot")
+    assert "cam-1" in spot.text and "zone-a" in spot.text
+
+    screenshot = tmp_path / "kpis.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes().startswith(b"\x89PNG")
