@@ -268,6 +268,31 @@ def test_a_restarted_service_resumes_from_the_cursor(
     assert hook_state(second, keys[Role.ADMIN], hook["id"])["pending"] == 0
 
 
+def test_a_service_stopped_mid_send_lets_the_next_one_resend_at_once(
+    make_client: Callable[[ServiceSettings], TestClient],
+    make_settings: Callable[..., ServiceSettings],
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+    receivers: list[Receiver],
+) -> None:
+    # A receiver timeout far above the test's patience: the event must come again because the stopping service
+    # gave its lease back, not because the lease ran out.
+    settings = make_settings(**(FAST | {"webhook_timeout_s": 120}))
+    receiver = start(receivers)
+    receiver.hold = threading.Event()
+    with TestClient(create_app(settings)) as first:
+        keys = make_keys(settings)
+        hook = add_hook(first, keys[Role.ADMIN], receiver.url)
+        cases = Cases(first, keys, settings)
+        cases.review("confirm")
+        wait_until(lambda: len(receiver.received) == 1, "the event on its way")
+    receiver.hold.set()  # the receiver answers, but the stopped service no longer listens
+
+    second = make_client(settings)
+    wait_until(lambda: len(receiver.received) == 2, "the event sent again", timeout_s=15)
+    assert receiver.event_ids() == [cases.logged()[0][0]] * 2  # at least once: the receiver drops the repeat
+    wait_until(lambda: hook_state(second, keys[Role.ADMIN], hook["id"])["pending"] == 0, "the event delivered")
+
+
 def test_a_webhook_gets_only_the_kinds_it_wants(
     app: tuple[TestClient, dict[Role, str]], hook_settings: ServiceSettings, receivers: list[Receiver]
 ) -> None:
