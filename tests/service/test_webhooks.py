@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import typer
-from case_helpers import bearer, case_body, post_case
+from case_helpers import T0, bearer, case_body, post_case
 from conftest import TEST_DEPARTMENT
 from fastapi.testclient import TestClient
 from test_case_metrics import scrape
@@ -28,6 +29,8 @@ from service.signing import sign, verify_signature
 
 SECRET = "receiver-secret-0123456789"
 ADMIN = Principal(key_id=None, name="admin", role=Role.ADMIN)
+#: The time of the loop actions the tests take on the database: the `clock` fixture's.
+NOW = T0 + timedelta(hours=1)
 #: Fast retries, so a receiver that comes back is found within a fraction of a second.
 FAST = {"webhook_poll_s": 0.05, "webhook_retry_base_s": 0.05, "webhook_retry_max_s": 0.2, "webhook_timeout_s": 2}
 
@@ -90,14 +93,14 @@ class Cases:
         for _ in range(n):
             case_id = self.review("confirm")
             with open_database(self.settings) as sessions, sessions() as session:
-                loop.act(session=session, case_id=case_id, action=LoopAction.FILE, actor=ADMIN, now=self.client_now())
+                loop.act(session=session, case_id=case_id, action=LoopAction.FILE, actor=ADMIN, now=NOW)
             with open_database(self.settings) as sessions, sessions() as session:
                 loop.act(
                     session=session,
                     case_id=case_id,
                     action=LoopAction.DISPATCH,
                     actor=ADMIN,
-                    now=self.client_now(),
+                    now=NOW,
                     department_id=TEST_DEPARTMENT,
                 )
 
@@ -114,9 +117,6 @@ class Cases:
         )
         assert reviewed.status_code == 200, reviewed.text
         return case_id
-
-    def client_now(self) -> Any:
-        return self.client.app.state.services.clock()  # type: ignore[attr-defined]
 
     def logged(self) -> list[tuple[str, str]]:
         """(event id, kind) of every event in the log, in log order."""
@@ -253,7 +253,7 @@ def test_a_restarted_service_resumes_from_the_cursor(
             case_id=json.loads(receiver.received[0].body)["case"]["id"],
             action=LoopAction.HANDLE,
             actor=ADMIN,
-            now=cases.client_now(),
+            now=NOW,
             note="stall removed",
         )
 
