@@ -176,7 +176,11 @@ def webhooks_add(
     ] = None,
     secret: Annotated[
         str | None,
-        typer.Option(help="The signing secret (16-256 characters).", show_default="a new random one"),
+        typer.Option(
+            help="The signing secret (16-256 characters). A command line shows in the process list and shell "
+            "history: the generated one is safer.",
+            show_default="a new random one",
+        ),
     ] = None,
     state_dir: StateDir = None,
     database_url: DatabaseUrl = None,
