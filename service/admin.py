@@ -1,4 +1,4 @@
-"""Administration straight on the database, for the command line: API keys and stored cases."""
+"""Administration straight on the database, for the command line: API keys, webhooks and stored cases."""
 
 from __future__ import annotations
 
@@ -8,10 +8,22 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import crud
+from service import crud, webhooks
 from service.db import make_engine, make_sessions
 from service.migrations import upgrade_engine
-from service.schemas import CaseOut, CaseStatus, CaseType, KeyCreated, KeyIn, KeyOut, Role
+from service.schemas import (
+    CaseOut,
+    CaseStatus,
+    CaseType,
+    EventKind,
+    KeyCreated,
+    KeyIn,
+    KeyOut,
+    Role,
+    WebhookCreated,
+    WebhookIn,
+    WebhookOut,
+)
 from service.settings import ServiceSettings
 from service.views import case_out, key_out
 
@@ -59,6 +71,35 @@ def revoke_key(settings: ServiceSettings, key_id: int) -> KeyOut | None:
     with open_database(settings) as sessions, sessions() as session:
         key = crud.revoke_api_key(session=session, key_id=key_id, now=datetime.now(UTC))
         return None if key is None else key_out(key)
+
+
+def add_webhook(
+    settings: ServiceSettings, *, url: str, kinds: list[EventKind], secret: str | None = None
+) -> WebhookCreated:
+    """Register a webhook receiving the events from now on; the returned `secret` is the only time it is shown.
+
+    Raises:
+        pydantic.ValidationError: the URL is no http(s) URL, or the secret is too short or too long.
+    """
+    request = WebhookIn(url=url, kinds=kinds, secret=secret)
+    with open_database(settings) as sessions, sessions() as session:
+        webhook = webhooks.create_webhook(
+            session=session, url=request.url, kinds=request.kinds, secret=request.secret, now=datetime.now(UTC)
+        )
+        return WebhookCreated(**webhooks.webhook_out(session, webhook).model_dump(), secret=webhook.secret)
+
+
+def list_webhooks(settings: ServiceSettings) -> list[WebhookOut]:
+    """Every webhook and where its delivery stands, without secrets."""
+    with open_database(settings) as sessions, sessions() as session:
+        return [webhooks.webhook_out(session, w) for w in webhooks.list_webhooks(session=session)]
+
+
+def remove_webhook(settings: ServiceSettings, webhook_id: int) -> WebhookOut | None:
+    """Delete a webhook; None if there is no such webhook."""
+    with open_database(settings) as sessions, sessions() as session:
+        webhook = webhooks.delete_webhook(session=session, webhook_id=webhook_id)
+        return None if webhook is None else webhooks.webhook_out(session, webhook)
 
 
 def stored_cases(

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,12 +21,13 @@ from service.auth import hash_key
 from service.body_limit import RequestBodyLimit
 from service.console import routes as console
 from service.db import KeyedLock, make_engine, make_sessions
+from service.delivery import DB_THREADS, WebhookWorker
 from service.deps import Clock, Services
 from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
-from service.routes import actions, cases, gridmap, keys, kpis, ops
+from service.routes import actions, cases, gridmap, keys, kpis, ops, webhooks
 from service.schemas import FieldError, Problem
 from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
@@ -67,8 +69,20 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
         # Sync routes, dependencies and middleware all run on this event loop's default thread pool: as many
         # threads as the pool has connections.
         current_default_thread_limiter().total_tokens = settings.workers
-        yield
-        engine.dispose()
+        # The webhook worker has a pool of its own, so that it never holds a connection a request counts on.
+        worker_engine = make_engine(settings.resolved_database_url, pool_size=DB_THREADS)
+        worker = WebhookWorker(settings=settings, sessions=make_sessions(worker_engine), metrics=metrics)
+        stop = anyio.Event()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run, stop)
+                try:
+                    yield
+                finally:
+                    stop.set()
+        finally:
+            worker_engine.dispose()
+            engine.dispose()
 
     app = FastAPI(
         title="streetwatch case service",
@@ -94,7 +108,8 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(keys.router)
     app.include_router(kpis.router)
     app.include_router(ops.router)
-    routers = (cases.router, actions.router, gridmap.router, keys.router, kpis.router, ops.router)
+    app.include_router(webhooks.router)
+    routers = (cases.router, actions.router, gridmap.router, keys.router, kpis.router, ops.router, webhooks.router)
     routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:

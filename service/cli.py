@@ -1,4 +1,5 @@
-"""The case service's commands (`serve`, `keys`, `cases`), added to the streetwatch CLI by `register(app)`."""
+"""The case service's commands (`serve`, `keys`, `webhooks`, `cases`), added to the streetwatch CLI by
+`register(app)`."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from service.admin import issue_key, list_keys, revoke_key, stored_cases
+from service.admin import (
+    add_webhook,
+    issue_key,
+    list_keys,
+    list_webhooks,
+    remove_webhook,
+    revoke_key,
+    stored_cases,
+)
 from service.app import create_app
 from service.crud import KeyDepartmentError, LastAdminKeyError
 from service.db import url_for_display
-from service.schemas import CaseStatus, CaseType, Role
+from service.schemas import CaseStatus, CaseType, EventKind, Role
 from service.settings import ServiceSettings
 
 StateDir = Annotated[
@@ -173,6 +182,71 @@ def keys_revoke(
     Console().print(f"Revoked {key.role.value} key #{key.id} '{key.name}'.", highlight=False)
 
 
+def webhooks_add(
+    url: Annotated[str, typer.Argument(metavar="URL", help="Where events are POSTed: an http:// or https:// URL.")],
+    kind: Annotated[
+        list[EventKind] | None,
+        typer.Option("--kind", help="An event kind wanted (repeat for more).", show_default="every kind"),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="The signing secret (16-256 characters). A command line shows in the process list and shell "
+            "history: the generated one is safer.",
+            show_default="a new random one",
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a webhook for the case events from now on; print its signing secret as the last line."""
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    try:
+        with database_errors(settings):
+            created = add_webhook(settings, url=url, kinds=kind or [], secret=secret)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        fail(f"{'URL' if error['loc'][:1] == ('url',) else '--secret'}: {error['msg']}", 2)
+    kinds = ", ".join(created.kinds) or "every kind"
+    Console(stderr=True).print(
+        f"Created webhook #{created.id} to {created.url} ({kinds}). Its signing secret is shown only now:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(created.secret)
+
+
+def webhooks_list(state_dir: StateDir = None, database_url: DatabaseUrl = None) -> None:
+    """List webhooks and where their delivery stands (without secrets)."""
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    with database_errors(settings):
+        found = list_webhooks(settings)
+    table = Table("id", "url", "kinds", "active", "pending", "last error", "next attempt", box=SIMPLE_HEAD)
+    for w in found:
+        retry = "" if w.next_attempt_at is None else w.next_attempt_at.isoformat(timespec="seconds")
+        kinds = ", ".join(w.kinds) or "all"
+        table.add_row(
+            str(w.id), w.url, kinds, "yes" if w.active else "paused", str(w.pending), w.last_error or "", retry
+        )
+    _table_console().print(table)
+
+
+def webhooks_remove(
+    webhook_id: Annotated[
+        int, typer.Argument(metavar="WEBHOOK_ID", help="The webhook's id, as `webhooks list` shows it.")
+    ],
+    state_dir: StateDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove a webhook and its secret; nothing more is sent to it."""
+    settings = settings_from_options(state_dir, database_url, existing=True)
+    with database_errors(settings):
+        removed = remove_webhook(settings, webhook_id)
+    if removed is None:
+        fail(f"WEBHOOK_ID: there is no webhook {webhook_id}")
+    Console().print(f"Removed webhook #{removed.id} to {removed.url}.", highlight=False, soft_wrap=True)
+
+
 def cases(
     state_dir: StateDir = None,
     database_url: DatabaseUrl = None,
@@ -217,11 +291,16 @@ def _table_console() -> Console:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `serve`, `keys create|list|revoke` and `cases` to a Typer app."""
+    """Add `serve`, `keys create|list|revoke`, `webhooks add|list|remove` and `cases` to a Typer app."""
     keys = typer.Typer(help="Create, list and revoke API keys of the case service.", no_args_is_help=True)
     keys.command("create")(keys_create)
     keys.command("list")(keys_list)
     keys.command("revoke")(keys_revoke)
     app.command("serve")(serve)
     app.add_typer(keys, name="keys")
+    hooks = typer.Typer(help="Register, list and remove receivers of the case events.", no_args_is_help=True)
+    hooks.command("add")(webhooks_add)
+    hooks.command("list")(webhooks_list)
+    hooks.command("remove")(webhooks_remove)
+    app.add_typer(hooks, name="webhooks")
     app.command("cases")(cases)

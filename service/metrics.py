@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import crud
+from service import crud, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,30 @@ class CaseCountCollector(Collector):
             return
         for case_type, status, n in counts:
             family.add_metric([case_type.value, status.value], n)
+        yield family
+
+
+class WebhookPendingCollector(Collector):
+    """Events waiting for each webhook, read from the database at scrape time (every process reports the truth)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "streetwatch_webhook_pending_events", "Events waiting for delivery, by webhook id.", labels=["webhook"]
+        )
+        try:
+            with self._sessions() as session:
+                counts = [
+                    (w.id, webhooks.pending(session=session, webhook=w))
+                    for w in webhooks.list_webhooks(session=session)
+                ]
+        except SQLAlchemyError:
+            log.warning("cannot count pending webhook events for /metrics", exc_info=True)
+            return
+        for webhook_id, n in counts:
+            family.add_metric([str(webhook_id)], n)
         yield family
 
 
@@ -66,7 +90,14 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "streetwatch_webhook_deliveries",
+            "Events sent to webhook receivers by this process, by webhook id and outcome: ok or failed.",
+            ["webhook", "outcome"],
+            registry=self.registry,
+        )
         self.registry.register(CaseCountCollector(sessions))
+        self.registry.register(WebhookPendingCollector(sessions))
 
 
 class RequestTimer:

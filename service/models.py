@@ -300,3 +300,32 @@ class CaseEventRow(Base):
     #: The `CaseEvent` as JSON: what a receiver gets.
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Webhook(Base):
+    """A receiver of the case event log, and where its delivery stands.
+
+    The log is the queue: `cursor` is the id of the last event delivered (or skipped as a kind not wanted), so a
+    receiver's backlog is the log past it, kept in order and across restarts without a row per event. A process
+    delivers only while it holds the lease (`lease_token` until `lease_until`), taken and given back by
+    conditional updates, so two processes never send the same event at once.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: The HMAC key of the signatures, kept as given: signing needs it (docs/closed-loop.md says how it is guarded).
+    secret: Mapped[str] = mapped_column(String(256))
+    #: `EventKind` values wanted; empty: all.
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cursor: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

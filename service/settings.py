@@ -68,6 +68,18 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="Send the console's cookies over HTTPS only; set it when a TLS proxy serves the console.",
     )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="How long a webhook receiver has to answer one event, in seconds."
+    )
+    webhook_retry_base_s: float = Field(
+        default=1.0, gt=0, description="The wait before retrying an event a receiver failed; it doubles per failure."
+    )
+    webhook_retry_max_s: float = Field(
+        default=300.0, gt=0, description="The longest wait between retries of an event a receiver keeps failing."
+    )
+    webhook_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the webhook worker looks for new events, in seconds."
+    )
     bootstrap_agent_key: SecretStr | None = Field(
         default=None,
         description="An extra agent key valid only for this process and never stored (for an embedded pipeline).",
