@@ -24,7 +24,7 @@ from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
-from service.routes import cases, keys, ops
+from service.routes import cases, keys, ops, verifications
 from service.schemas import FieldError, Problem
 from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
@@ -90,7 +90,9 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(cases.router, form_limits={"max_files": settings.max_evidence_parts, "max_fields": 4})
     app.include_router(keys.router)
     app.include_router(ops.router)
-    routes = [route for router in (cases.router, keys.router, ops.router) for route in router.routes]
+    app.include_router(verifications.router, form_limits={"max_files": 1, "max_fields": 4})
+    routers = (cases.router, keys.router, ops.router, verifications.router)
+    routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:

@@ -208,7 +208,7 @@ def post_case(
 
 def _drop_middle_evidence(session: Session, case: Case, keep_sightings: int) -> tuple[str, ...]:
     """Delete the evidence rows of the sightings between the case's first and its latest `keep_sightings - 1`."""
-    with_images = sorted({e.sighting_id for e in case.evidence})
+    with_images = sorted({e.sighting_id for e in case.evidence if e.sighting_id is not None})
     middle = set(with_images[1 : max(1, len(with_images) - keep_sightings + 1)])
     gone = [e for e in case.evidence if e.sighting_id in middle]
     if not gone:

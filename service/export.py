@@ -37,7 +37,7 @@ class Skipped:
 
 def _clean_scene(case: Case) -> str | None:
     """The digest of the clean scene of the case's first sighting, whose box is the case's box."""
-    first = min((e.sighting_id for e in case.evidence), default=None)
+    first = min((e.sighting_id for e in case.evidence if e.sighting_id is not None), default=None)
     return next(
         (e.sha256 for e in case.evidence if e.sighting_id == first and e.role == EvidenceRole.SCENE_CLEAN.value),
         None,
