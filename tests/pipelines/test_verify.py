@@ -3,6 +3,7 @@ durable in the outbox until the service has it."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,27 @@ import cv2
 import numpy as np
 import pytest
 from colour_model import scene
+from pipeline_helpers import ServiceThread, draft, free_port, wait_until
 from rule_helpers import LOWER_HALF, PARKED, dets, shifted
+from sqlalchemy import select
 
-from pipelines.delivery import OutgoingVerification
-from pipelines.outbox import Outbox
+from pipelines.delivery import CaseClient, OutgoingCase, OutgoingVerification
+from pipelines.metrics import PipelineMetrics
+from pipelines.outbox import Outbox, OutboxSender
 from pipelines.verify import VerificationWatcher, verification_key
-from service.schemas import CaseType, VerificationOutcome, VerificationTask
+from service import crud, grids, loop
+from service.admin import open_database
+from service.auth import Principal
+from service.models import Case
+from service.schemas import (
+    CaseType,
+    Decision,
+    LoopAction,
+    Role,
+    VerificationOutcome,
+    VerificationProposal,
+    VerificationTask,
+)
 from streetwatch.config import StreetwatchConfig
 from streetwatch.core import Detections, Frame
 
@@ -216,3 +232,50 @@ def test_a_verification_waits_in_the_outbox_across_a_restart(tmp_path: Path) -> 
     assert isinstance(waiting, OutgoingVerification) and waiting == posted
     reopened.acknowledge(posted.key)
     assert reopened.pending_count() == 0 and reopened.next_pending() is None
+
+
+def test_a_verification_waits_out_an_outage_and_one_the_case_no_longer_awaits_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pipelines.outbox")
+    service = ServiceThread(tmp_path / "service", free_port(), "sw_test-agent-key")
+    service.start()
+    client = CaseClient(service.url, "sw_test-agent-key", timeout_s=5)
+    handled = client.send(OutgoingCase.of(draft("k1", box=PARKED))).id
+    draft_only = client.send(OutgoingCase.of(draft("k2", box=(0.05, 0.55, 0.15, 0.65)))).id
+    admin = Principal(key_id=None, name="admin", role=Role.ADMIN)
+    with open_database(service.settings) as sessions:
+        with sessions() as session:
+            grids.create_department(session=session, department_id="east", name="East")
+        with sessions() as session:
+            crud.review_case(
+                session=session, case_id=handled, decision=Decision.CONFIRM, reason=None, reviewer=admin, now=HANDLED_AT
+            )
+        for action, inputs in [
+            (LoopAction.FILE, {}),
+            (LoopAction.DISPATCH, {"department_id": "east"}),
+            (LoopAction.HANDLE, {"note": "moved"}),
+        ]:
+            with sessions() as session:
+                loop.act(session=session, case_id=handled, action=action, actor=admin, now=HANDLED_AT, **inputs)
+    service.stop()
+    outbox = Outbox(tmp_path / "outbox.db")
+    sender = OutboxSender(outbox, client, metrics=PipelineMetrics(), backoff_initial_s=0.05, backoff_max_s=0.4)
+    watcher = watching(task(handled), task(draft_only), verify_absent_samples={"illegal_parking": 1})
+    sender.start()
+    try:
+        for verification in watcher.observe(frame(0), dets()):
+            sender.submit_verification(verification)
+        wait_until(lambda: caplog.text.count("case service does not answer yet") >= 2, 10, "retries while down")
+        assert outbox.pending_count() == 2
+        service.start()
+        wait_until(lambda: outbox.pending_count() == 0, 15, "the outbox to drain once the service is up")
+    finally:
+        assert sender.close(flush_timeout_s=5) == 0
+        client.close()
+        outbox.close()
+    with open_database(service.settings) as sessions, sessions() as session:
+        proposals = {c.id: c.verification_proposal for c in session.scalars(select(Case))}
+    service.stop()
+    assert proposals == {handled: VerificationProposal.PASSED, draft_only: None}
+    assert f"case {draft_only} no longer awaits the camera's look; verification dropped" in caplog.text
