@@ -408,6 +408,7 @@ class OutboxSender:
         return True
 
     def _deliver_verification(self, verification: OutgoingVerification) -> bool:
+        """Send one verification, as `_deliver` a case; a 409 (the case no longer awaits it) forgets it."""
         v = verification
         try:
             posted = self._sink.send_verification(v)

@@ -105,7 +105,7 @@ def _case_page(
     before = neighbour(session=session, queue=filters.queue, case=case, forward=False)
     first_sighting = sightings[0].id if sightings else None
     # The camera's latest look at the handled case, shown beside the scene as the before / after pair.
-    after = max((i for i, e in enumerate(case.evidence) if e.role == EvidenceRole.AFTER.value), default=None)
+    camera_look = max((i for i, e in enumerate(case.evidence) if e.role == EvidenceRole.AFTER.value), default=None)
     evidence = [
         {
             "index": i,
@@ -120,7 +120,7 @@ def _case_page(
     context = {
         "case": case,
         "evidence": evidence,
-        "pair": None if after is None else (scene_index(case), after),
+        "pair": None if camera_look is None else (scene_index(case), camera_look),
         "sightings": sightings,
         "duration": duration(case),
         "next_id": after,
