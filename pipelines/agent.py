@@ -1,4 +1,5 @@
-"""A camera agent: the pipeline wired to the outbox, the case service, the metrics endpoint and the signals."""
+"""A camera agent: the pipeline wired to the outbox, the case service, the metrics endpoint and the signals, and the
+camera's second look at the cases a department has handled."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pipelines.delivery import CaseClient, DeliveryError
 from pipelines.metrics import PipelineMetrics
 from pipelines.outbox import Outbox, OutboxSender
 from pipelines.runner import BatchDetector, Pipeline, RunStats, utc_now
+from pipelines.verify import VerificationPoller, VerificationWatcher
 from streetwatch.config import StreetwatchConfig
-from streetwatch.core import Frame
+from streetwatch.core import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ def run_agent(
     Cases an earlier run left in the outbox are sent first. When the cameras end (files) or `stop` is set,
     delivery goes on for up to `pipeline.flush_timeout_s`. When the service refuses the key, or has not answered
     once within `pipeline.service_timeout_s`, the cameras stop at once and the cases stay in the outbox.
+
+    Every `pipeline.verify_poll_s` the agent asks for the handled cases of its cameras and watches their spots; what
+    a camera sees there goes through the same outbox (`clock` tells when a case's deadline has passed).
     """
     settings = config.pipeline
     metrics = PipelineMetrics()
@@ -78,13 +83,28 @@ def run_agent(
         answer_within_s=settings.service_timeout_s,
         on_failure=stop.set,
     )
+    watcher = VerificationWatcher(config, clock=clock)
+    poller = VerificationPoller(client, watcher, [cam.id for cam in config.cameras], settings.verify_poll_s)
+
+    def look(frame: Frame, detections: Detections | None) -> None:
+        for verification in watcher.observe(frame, detections):
+            sender.submit_verification(verification)
+
     try:
         sender.start()
+        poller.start()
         pipeline = Pipeline(
-            config, detector=detector, deliver=sender.submit, metrics=metrics, clock=clock, on_frame=on_frame
+            config,
+            detector=detector,
+            deliver=sender.submit,
+            metrics=metrics,
+            clock=clock,
+            on_frame=on_frame,
+            on_detections=look,
         )
         stats = pipeline.run(stop)
     finally:
+        poller.close()
         left = sender.close(settings.flush_timeout_s)
         client.close()
         outbox.close()

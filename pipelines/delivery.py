@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from service.schemas import CaseIn, CasePosted
+from service.schemas import CaseIn, CasePosted, VerificationOutcome, VerificationPosted, VerificationTask
 from streetwatch.core import DraftCase, EvidenceImage
 
 #: Answers about the endpoint rather than the case (a wrong URL, a proxy in front of a service that is starting), or
@@ -64,6 +66,22 @@ class OutgoingCase:
         return cls(v.key, v.camera_id, case_payload(draft).model_dump_json(), draft.evidence)
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingVerification:
+    """What the camera saw at a handled case's spot, as it is sent; `key` (the Idempotency-Key) names the case's
+    handling, so one handling gets one verification however often it is sent."""
+
+    key: str
+    case_id: int
+    camera_id: str
+    outcome: VerificationOutcome
+    observed_at: datetime
+    after: EvidenceImage
+
+
+_TASKS: Final = TypeAdapter(list[VerificationTask])
+
+
 class CaseClient:
     """Posts cases to `POST /api/v1/cases` with the violation's key as the Idempotency-Key.
 
@@ -97,11 +115,50 @@ class CaseClient:
                 return CasePosted.model_validate_json(resp.content)
             except ValidationError as exc:
                 raise DeliveryError(f"case service answered {resp.status_code} with an unknown body: {exc}") from exc
+        raise _failure(resp)
+
+    def send_verification(self, verification: OutgoingVerification) -> VerificationPosted | None:
+        """Deliver one verification once; returns what the service recorded, or None when the case no longer awaits
+        it (409: a reviewer decided without the camera, or another look was recorded first), which nothing can fix.
+
+        Raises CaseRejectedError, AgentRefusedError and DeliveryError as `send` does.
+        """
+        after = verification.after
+        try:
+            resp = self._http.post(
+                f"/api/v1/cases/{verification.case_id}/verification",
+                data={"outcome": verification.outcome.value, "observed_at": verification.observed_at.isoformat()},
+                files=[("after", (after.name, after.data, after.content_type))],
+                headers={"Idempotency-Key": verification.key},
+            )
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 409:
+            return None
+        if resp.status_code in (200, 201):
+            try:
+                return VerificationPosted.model_validate_json(resp.content)
+            except ValidationError as exc:
+                raise DeliveryError(f"case service answered {resp.status_code} with an unknown body: {exc}") from exc
+        raise _failure(resp)
+
+    def verifications(self, camera_ids: Sequence[str]) -> list[VerificationTask]:
+        """The handled cases of these cameras that await the camera's look.
+
+        Raises AgentRefusedError when the service refuses the key, DeliveryError for anything else.
+        """
+        try:
+            resp = self._http.get("/api/v1/verifications", params=[("camera_id", c) for c in camera_ids])
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 200:
+            try:
+                return _TASKS.validate_json(resp.content)
+            except ValidationError as exc:
+                raise DeliveryError(f"case service answered 200 with an unknown body: {exc}") from exc
         if resp.status_code in REFUSED_STATUSES:
-            raise AgentRefusedError(f"the case service refused the API key ({resp.status_code}: {_detail(resp)})")
-        if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
-            raise CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
-        raise DeliveryError(f"case service answered {resp.status_code}")
+            raise _failure(resp)
+        raise DeliveryError(f"GET {resp.url} answered {resp.status_code}: {_detail(resp)}")
 
     def ping(self) -> None:
         """Whether the case service answers at all; raises DeliveryError when it does not.
@@ -117,6 +174,16 @@ class CaseClient:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if resp.status_code not in (200, 503):
             raise DeliveryError(f"GET {resp.url} answered {resp.status_code}, not the case service's health check")
+
+
+def _failure(resp: httpx.Response) -> DeliveryError | CaseRejectedError:
+    """What a post's answer other than success means for the item sent: the key refused, the item refused for
+    good, or a failure a later try may not meet."""
+    if resp.status_code in REFUSED_STATUSES:
+        return AgentRefusedError(f"the case service refused the API key ({resp.status_code}: {_detail(resp)})")
+    if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
+        return CaseRejectedError(f"case service answered {resp.status_code}: {resp.text[:500]}")
+    return DeliveryError(f"case service answered {resp.status_code}")
 
 
 def _detail(resp: httpx.Response) -> str:

@@ -52,6 +52,12 @@ def render_snapshot(image: npt.NDArray[np.uint8], box: Box, polygon: Sequence[tu
     return _jpeg(drawn, quality=80)
 
 
+def render_after(image: npt.NDArray[np.uint8], box: Box, polygon: Sequence[tuple[float, float]]) -> EvidenceImage:
+    """The camera's look at a handled case's spot: the frame with the zone and the case's box drawn, to be shown
+    beside the case's scene as its "after"."""
+    return EvidenceImage("after.jpg", "image/jpeg", _jpeg(_draw(image, box, polygon)))
+
+
 def render_evidence(
     image: npt.NDArray[np.uint8],
     violation: Violation,

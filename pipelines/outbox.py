@@ -1,4 +1,5 @@
-"""The on-disk outbox: every draft case is stored (SQLite, WAL) before it is sent, and removed only once acknowledged.
+"""The on-disk outbox: every draft case, and every verification of a handled case, is stored (SQLite, WAL) before it is
+sent, and removed only once acknowledged.
 
 A sender thread delivers what the outbox holds, oldest first, and backs off while the case service is down. On
 start it finds whatever an earlier run left, so a crash or a restart loses no case; the Idempotency-Key (the
@@ -23,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from pipelines.delivery import AgentRefusedError, CaseRejectedError, DeliveryError, OutgoingCase
+from pipelines.delivery import AgentRefusedError, CaseRejectedError, DeliveryError, OutgoingCase, OutgoingVerification
 from pipelines.metrics import PipelineMetrics
-from service.schemas import CasePosted
+from service.schemas import CasePosted, VerificationOutcome, VerificationPosted
 from streetwatch.core import DraftCase, EvidenceImage
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,37 @@ CREATE TABLE IF NOT EXISTS evidence (
     data BLOB NOT NULL,
     PRIMARY KEY (case_seq, position)
 );
+CREATE TABLE IF NOT EXISTS verifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    case_id INTEGER NOT NULL,
+    camera_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    after_name TEXT NOT NULL,
+    after_type TEXT NOT NULL,
+    after BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    queued_at TEXT NOT NULL,
+    rejected_at TEXT
+);
+CREATE INDEX IF NOT EXISTS verifications_by_state ON verifications (state, attempts, seq);
 """
+
+#: The tables of what waits for delivery: draft cases, and the camera's verifications of handled cases.
+_TABLES = ("cases", "verifications")
+
+
+#: What the outbox holds: a draft case or a verification.
+Outgoing = OutgoingCase | OutgoingVerification
 
 
 @dataclass(frozen=True, slots=True)
 class RejectedCase:
-    """A case the service refused for good, kept for an operator to look at."""
+    """A case (or a verification, `case_json` then describing it) the service refused for good, kept for an
+    operator to look at."""
 
     key: str
     camera_id: str
@@ -111,64 +137,108 @@ class Outbox:
             )
             return True
 
-    def next_pending(self) -> OutgoingCase | None:
-        """The pending case to send next: fewest failed attempts first, then oldest, so one bad case cannot
-        hold back the others."""
+    def put_verification(self, verification: OutgoingVerification) -> bool:
+        """Store a verification durably; False if its key is already here, which changes nothing."""
+        v = verification
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO verifications (key, case_id, camera_id, outcome, observed_at, after_name, "
+                "after_type, after, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    v.key,
+                    v.case_id,
+                    v.camera_id,
+                    v.outcome.value,
+                    v.observed_at.isoformat(),
+                    v.after.name,
+                    v.after.content_type,
+                    v.after.data,
+                    self._clock().isoformat(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def next_pending(self) -> Outgoing | None:
+        """What to send next, case or verification: fewest failed attempts first, then oldest, so one bad item
+        cannot hold back the others."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT seq, key, camera_id, case_json FROM cases WHERE state = 'pending' "
+            case = self._db.execute(
+                "SELECT seq, key, camera_id, case_json, attempts, queued_at FROM cases WHERE state = 'pending' "
                 "ORDER BY attempts, seq LIMIT 1"
             ).fetchone()
-            if row is None:
+            verification = self._db.execute(
+                "SELECT key, case_id, camera_id, outcome, observed_at, after_name, after_type, after, attempts, "
+                "queued_at FROM verifications WHERE state = 'pending' ORDER BY attempts, seq LIMIT 1"
+            ).fetchone()
+            if verification is not None and (case is None or verification[8:10] < case[4:6]):
+                key, case_id, camera_id, outcome, observed_at, name, content_type, data = verification[:8]
+                after = EvidenceImage(name, content_type, bytes(data))
+                return OutgoingVerification(
+                    key, case_id, camera_id, VerificationOutcome(outcome), datetime.fromisoformat(observed_at), after
+                )
+            if case is None:
                 return None
             evidence = self._db.execute(
-                "SELECT name, content_type, data FROM evidence WHERE case_seq = ? ORDER BY position", (row[0],)
+                "SELECT name, content_type, data FROM evidence WHERE case_seq = ? ORDER BY position", (case[0],)
             ).fetchall()
-        return OutgoingCase(row[1], row[2], row[3], tuple(EvidenceImage(n, t, bytes(d)) for n, t, d in evidence))
+        return OutgoingCase(case[1], case[2], case[3], tuple(EvidenceImage(n, t, bytes(d)) for n, t, d in evidence))
 
     def acknowledge(self, key: str) -> None:
-        """The service has the case: forget it (its evidence goes with it)."""
+        """The service has the case or verification: forget it (a case's evidence goes with it)."""
         with self._transaction() as db:
-            db.execute("DELETE FROM cases WHERE key = ?", (key,))
+            for table in _TABLES:
+                db.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
 
     def record_failure(self, key: str, error: str) -> None:
         """A delivery attempt failed in a way a retry may fix."""
         with self._transaction() as db:
-            db.execute("UPDATE cases SET attempts = attempts + 1, last_error = ? WHERE key = ?", (error, key))
+            for table in _TABLES:
+                db.execute(f"UPDATE {table} SET attempts = attempts + 1, last_error = ? WHERE key = ?", (error, key))
 
     def reject(self, key: str, reason: str) -> None:
-        """The service refused the case for good: keep it aside, never send it again."""
+        """The service refused the case or verification for good: keep it aside, never send it again."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE cases SET state = 'rejected', last_error = ?, rejected_at = ? WHERE key = ?",
-                (reason, self._clock().isoformat(), key),
-            )
+            for table in _TABLES:
+                db.execute(
+                    f"UPDATE {table} SET state = 'rejected', last_error = ?, rejected_at = ? WHERE key = ?",
+                    (reason, self._clock().isoformat(), key),
+                )
 
     def requeue(self, key: str | None = None) -> int:
-        """Send refused cases again (one by key, or all): after the cause was fixed, e.g. a wrong service URL or
-        model version. Returns how many went back to pending; their idempotency keys are unchanged."""
+        """Send refused cases and verifications again (one by key, or all): after the cause was fixed, e.g. a wrong
+        service URL or model version. Returns how many went back to pending; their idempotency keys are unchanged."""
         with self._transaction() as db:
-            cur = db.execute(
-                "UPDATE cases SET state = 'pending', attempts = 0, last_error = NULL, rejected_at = NULL "
-                "WHERE state = 'rejected' AND (? IS NULL OR key = ?)",
-                (key, key),
-            )
-            return int(cur.rowcount)
+            moved = 0
+            for table in _TABLES:
+                cur = db.execute(
+                    f"UPDATE {table} SET state = 'pending', attempts = 0, last_error = NULL, rejected_at = NULL "
+                    "WHERE state = 'rejected' AND (? IS NULL OR key = ?)",
+                    (key, key),
+                )
+                moved += int(cur.rowcount)
+            return moved
 
     def pending_count(self) -> int:
-        """How many cases wait for delivery."""
+        """How many cases and verifications wait for delivery."""
         with self._lock:
-            (n,) = self._db.execute("SELECT count(*) FROM cases WHERE state = 'pending'").fetchone()
-        return int(n)
+            counts = [
+                self._db.execute(f"SELECT count(*) FROM {table} WHERE state = 'pending'").fetchone()[0]
+                for table in _TABLES
+            ]
+        return int(sum(counts))
 
     def rejected(self) -> list[RejectedCase]:
-        """The cases the service refused, oldest first."""
+        """The cases the service refused, oldest first, then the verifications it refused."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, camera_id, case_json, last_error, rejected_at FROM cases WHERE state = 'rejected' "
                 "ORDER BY seq"
             ).fetchall()
-        return [RejectedCase(k, c, j, r, datetime.fromisoformat(at)) for k, c, j, r, at in rows]
+            looks = self._db.execute(
+                "SELECT key, camera_id, json_object('case_id', case_id, 'outcome', outcome, 'observed_at', "
+                "observed_at), last_error, rejected_at FROM verifications WHERE state = 'rejected' ORDER BY seq"
+            ).fetchall()
+        return [RejectedCase(k, c, j, r, datetime.fromisoformat(at)) for k, c, j, r, at in rows + looks]
 
 
 class CaseSink(Protocol):
@@ -177,6 +247,10 @@ class CaseSink(Protocol):
     def send(self, case: OutgoingCase) -> CasePosted:
         """Deliver once; raise CaseRejectedError (for good), AgentRefusedError (the key) or DeliveryError (try
         again later)."""
+        ...
+
+    def send_verification(self, verification: OutgoingVerification) -> VerificationPosted | None:
+        """Deliver once, as `send`; None when the case no longer awaits it."""
         ...
 
     def ping(self) -> None:
@@ -234,6 +308,12 @@ class OutboxSender:
     def submit(self, draft: DraftCase) -> None:
         """Store a draft case in the outbox (durably) and wake the sender."""
         if self.outbox.put(OutgoingCase.of(draft)):
+            self._metrics.outbox_depth.inc()
+        self._wake.set()
+
+    def submit_verification(self, verification: OutgoingVerification) -> None:
+        """Store a verification in the outbox (durably) and wake the sender."""
+        if self.outbox.put_verification(verification):
             self._metrics.outbox_depth.inc()
         self._wake.set()
 
@@ -303,8 +383,11 @@ class OutboxSender:
         if self._on_failure is not None:
             self._on_failure()
 
-    def _deliver(self, case: OutgoingCase) -> bool:
-        """Send one case; False when the service could not take it now (the caller backs off)."""
+    def _deliver(self, item: Outgoing) -> bool:
+        """Send one case or verification; False when the service could not take it now (the caller backs off)."""
+        if isinstance(item, OutgoingVerification):
+            return self._deliver_verification(item)
+        case = item
         try:
             posted = self._sink.send(case)
         except CaseRejectedError as exc:
@@ -322,4 +405,39 @@ class OutboxSender:
         self.outbox.acknowledge(case.key)
         self._metrics.cases_delivered.inc()
         log.info("camera %s: case %s %s: case #%d", case.camera_id, case.key, posted.outcome.value, posted.id)
+        return True
+
+    def _deliver_verification(self, verification: OutgoingVerification) -> bool:
+        """Send one verification, as `_deliver` a case; a 409 (the case no longer awaits it) forgets it."""
+        v = verification
+        try:
+            posted = self._sink.send_verification(v)
+        except CaseRejectedError as exc:
+            self.outbox.reject(v.key, str(exc))
+            log.error(
+                "camera %s: verification of case %d rejected; kept aside in the outbox: %s", v.camera_id, v.case_id, exc
+            )
+            return True
+        except AgentRefusedError as exc:
+            self.outbox.record_failure(v.key, str(exc))
+            raise
+        except DeliveryError as exc:
+            self.outbox.record_failure(v.key, str(exc))
+            log.warning(
+                "camera %s: verification of case %d not delivered yet (%s); will retry", v.camera_id, v.case_id, exc
+            )
+            return False
+        self.outbox.acknowledge(v.key)
+        if posted is None:
+            log.info(
+                "camera %s: case %d no longer awaits the camera's look; verification dropped", v.camera_id, v.case_id
+            )
+        else:
+            log.info(
+                "camera %s: case %d verified %s: proposes %s",
+                v.camera_id,
+                v.case_id,
+                v.outcome.value,
+                posted.proposal.value,
+            )
         return True

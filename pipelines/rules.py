@@ -52,6 +52,14 @@ class RuleSpec:
     """Classes that count only when next to one of `companions` in the same frame (a person with goods)."""
     companions: frozenset[str] = frozenset()
 
+    def watched(self, names: Sequence[str], boxes: Sequence[Box]) -> list[bool]:
+        """Which objects of one frame this kind watches: its classes, and an accompanied class next to a companion."""
+        goods = [box for name, box in zip(names, boxes, strict=True) if name in self.companions]
+        return [
+            name in self.classes or (name in self.accompanied and any(_near(box, g) for g in goods))
+            for name, box in zip(names, boxes, strict=True)
+        ]
+
 
 RULE_SPECS: Final[dict[ZoneKind, RuleSpec]] = {
     ZoneKind.NO_PARKING: RuleSpec(VEHICLES, bottom_centre),
@@ -255,16 +263,13 @@ class DwellRule:
         anchors = self.spec.anchor(detections.xyxy)
         inside = self._polygon.contains(anchors)
         boxes: list[Box] = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in detections.xyxy.tolist()]
-        goods = [boxes[i] for i, name in enumerate(names) if name in self.spec.companions]
+        watched = self.spec.watched(names, boxes)
         out = []
         for i, name in enumerate(names):
             track = int(detections.tracker_id[i])
             if track < 0 or not inside[i]:
                 continue
-            watched = name in self.spec.classes or (
-                name in self.spec.accompanied and any(_near(boxes[i], g) for g in goods)
-            )
-            if not watched or any(containment(boxes[i], p) >= PERMITTED_CONTAINMENT for p in self._permitted):
+            if not watched[i] or any(containment(boxes[i], p) >= PERMITTED_CONTAINMENT for p in self._permitted):
                 continue
             anchor = (float(anchors[i, 0]), float(anchors[i, 1]))
             out.append(_Sighting(track, name, anchor, boxes[i], float(detections.confidence[i])))

@@ -128,6 +128,7 @@ class Pipeline:
         metrics: PipelineMetrics,
         clock: Callable[[], datetime] = utc_now,
         on_frame: Callable[[Frame], object] | None = None,
+        on_detections: Callable[[Frame, Detections | None], object] | None = None,
     ) -> None:
         self.config = config
         self.detector = detector
@@ -135,6 +136,8 @@ class Pipeline:
         self.metrics = metrics
         self.clock = clock
         self.on_frame = on_frame
+        self.on_detections = on_detections
+        """Called with each analysed frame and the model's answer (None: view unchanged, the model skipped)."""
         self.stats = RunStats()
         self.cameras: dict[str, CameraPipeline] = {}
         self._readers: dict[str, _Reader] = {}
@@ -240,5 +243,7 @@ class Pipeline:
             self.stats.cases_raised[cam_id] += 1
             self.metrics.cases_raised.labels(cam_id, v.type.value).inc()
             log.info("camera %s: %s in zone %s (%s)", cam_id, v.type.value, v.zone_id, v.key)
+        if self.on_detections is not None:
+            self.on_detections(frame, dets)
         if self.on_frame is not None:
             self.on_frame(frame)

@@ -57,6 +57,12 @@ def containment(inner: Box, outer: Box) -> float:
     return intersection(inner, outer) / area if area > 0 else 0.0
 
 
+def overlap_share(a: Box, b: Box) -> float:
+    """The area two boxes share, as a share of the smaller one (0..1): 1 when one lies inside the other."""
+    smaller = min(box_area(a), box_area(b))
+    return intersection(a, b) / smaller if smaller > 0 else 0.0
+
+
 def expand(box: Box, dx: float, dy: float) -> Box:
     """The box grown by `dx` on the left and right and `dy` on the top and bottom."""
     return (box[0] - dx, box[1] - dy, box[2] + dx, box[3] + dy)

@@ -27,7 +27,7 @@ from service.early_auth import AuthenticateBeforeBody
 from service.evidence import LocalEvidenceStore
 from service.metrics import Metrics, RequestTimer
 from service.migrations import upgrade_engine
-from service.routes import actions, cases, gridmap, keys, kpis, ops, webhooks
+from service.routes import actions, cases, gridmap, keys, kpis, ops, verifications, webhooks
 from service.schemas import FieldError, Problem
 from service.server_errors import ServerErrorsAsJson
 from service.settings import ServiceSettings
@@ -109,7 +109,17 @@ def create_app(settings: ServiceSettings, *, clock: Clock = _utc_now) -> FastAPI
     app.include_router(kpis.router)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
-    routers = (cases.router, actions.router, gridmap.router, keys.router, kpis.router, ops.router, webhooks.router)
+    app.include_router(verifications.router, form_limits={"max_files": 1, "max_fields": 4})
+    routers = (
+        cases.router,
+        actions.router,
+        gridmap.router,
+        keys.router,
+        kpis.router,
+        ops.router,
+        webhooks.router,
+        verifications.router,
+    )
     routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:

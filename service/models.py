@@ -30,6 +30,7 @@ from service.schemas import (
     Priority,
     ReviewAction,
     Role,
+    VerificationOutcome,
     VerificationProposal,
 )
 
@@ -174,7 +175,7 @@ class Evidence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    #: None for an image that no sighting brought (a department's photo of its handling).
+    #: None for an image that no sighting brought (a department's photo of its handling, the camera's "after").
     sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(32))
@@ -329,3 +330,22 @@ class Webhook(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Verification(Base):
+    """A camera's look at a handled case: what it saw, and the `after` image (an evidence row) it posted."""
+
+    __tablename__ = "verifications"
+    # As for sightings: a replayed post with the same Idempotency-Key finds this row and records nothing new.
+    __table_args__ = (UniqueConstraint("key_scope", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    outcome: Mapped[VerificationOutcome] = mapped_column(_str_enum(VerificationOutcome))
+    #: When the camera saw it (the frame's time), as opposed to `created_at`, when the service got the post.
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    evidence_id: Mapped[int] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"))
+    key_scope: Mapped[str] = mapped_column(String(32))  # see Principal.idempotency_scope
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    posted_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

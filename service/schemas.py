@@ -92,6 +92,7 @@ class EventKind(StrEnum):
     VERIFIED = "case.verified"
     VERIFICATION_FAILED = "case.verification_failed"
     CLOSED = "case.closed"
+    VERIFICATION_PROPOSED = "case.verification_proposed"
 
 
 class Decision(StrEnum):
@@ -131,7 +132,8 @@ class EvidenceRole(StrEnum):
     """What an evidence image shows, named by the filename of its part (`scene.jpg`, `scene-clean.jpg`, `crop.jpg`,
     `first-seen.jpg`, as the pipeline sends them). The clean scene is the scene with nothing drawn on it: training
     material for `export-reviewed`, not shown to reviewers beside the annotated scene. `handled` is the photo a
-    department sends with its `handle` action."""
+    department sends with its `handle` action; `after` is the camera's frame of a handled case's spot, posted with
+    its verification (the "after" beside the scene's "before")."""
 
     SCENE = "scene"
     SCENE_CLEAN = "scene-clean"
@@ -139,6 +141,7 @@ class EvidenceRole(StrEnum):
     FIRST_SEEN = "first-seen"
 
     HANDLED = "handled"
+    AFTER = "after"
 
     @classmethod
     def of_filename(cls, filename: str | None) -> EvidenceRole | None:
@@ -366,6 +369,44 @@ class CasePage(BaseModel):
     next_cursor: str | None = None
 
 
+class VerificationOutcome(StrEnum):
+    """What the camera saw at a handled case's spot: the violating object gone (absent) or still there (present)."""
+
+    ABSENT = "absent"
+    PRESENT = "present"
+
+    @property
+    def proposal(self) -> VerificationProposal:
+        """What the outcome proposes to the reviewer: absent passes the check, present fails it."""
+        return VerificationProposal.PASSED if self is VerificationOutcome.ABSENT else VerificationProposal.FAILED
+
+
+class VerificationTask(BaseModel):
+    """A handled case for the camera that found it to look at again: one item of `GET /api/v1/verifications`."""
+
+    case_id: int
+    camera_id: str
+    zone_id: str
+    type: CaseType
+    bbox: tuple[float, float, float, float] = Field(
+        description="The box of the case's first sighting, [x1, y1, x2, y2] normalised: where the object stood."
+    )
+    handled_at: datetime = Field(description="When the department reported it handled.")
+    deadline_at: datetime | None = Field(
+        description="The department's deadline: an object still there after it is posted as `present`."
+    )
+
+
+class VerificationPosted(BaseModel):
+    """The answer to an agent's verification post."""
+
+    case_id: int
+    proposal: VerificationProposal = Field(description="What the case now proposes to its reviewer.")
+    outcome: PostResult = Field(
+        description="created (201), or replayed (200): this agent posted the same Idempotency-Key before."
+    )
+
+
 class KeyIn(BaseModel):
     """The body of `POST /api/v1/keys`."""
 
@@ -515,7 +556,7 @@ class EventCase(BaseModel):
 class EventTransition(BaseModel):
     """The transition an event records: a review decision (confirm, reject, reopen) or a loop action."""
 
-    action: str = Field(description="A ReviewAction or a LoopAction.")
+    action: str = Field(description="A ReviewAction, a LoopAction, or `propose` (the camera's verification).")
     from_status: CaseStatus
     to_status: CaseStatus
     actor: str

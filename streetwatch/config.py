@@ -54,6 +54,9 @@ DEFAULT_STATIONARY_TOLERANCE: Final[dict[ZoneKind, float]] = {
 #: two samples.
 DEFAULT_STATIONARY_BOX_SHARE: Final = 0.5
 
+#: Analysed samples in a row without the violating object after which the camera posts a handled case `absent`.
+DEFAULT_VERIFY_ABSENT_SAMPLES: Final = 3
+
 #: Schemes of network sources; anything else without a scheme is a file, an int or /dev/videoN a device.
 STREAM_SCHEMES: Final = ("rtsp", "rtsps", "http", "https")
 
@@ -292,10 +295,26 @@ class PipelineConfig(_Strict):
         "then stops the run with an error (its cases stay in the outbox). Outages after a first answer are waited "
         "out.",
     )
+    verify_poll_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often (wall seconds) the agent asks the case service for the handled cases of its cameras, "
+        "to look at their spots again and post whether the violation is gone (docs/closed-loop.md).",
+    )
+    verify_absent_samples: dict[CaseType, Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=dict,
+        description="Per case type, how many analysed samples in a row must miss the violating object before the "
+        f"camera posts it absent (a single missed detection is not gone); types not named take "
+        f"{DEFAULT_VERIFY_ABSENT_SAMPLES}.",
+    )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port; default: no endpoint."
     )
     metrics_host: str = Field(default="127.0.0.1", description="Address the metrics endpoint listens on.")
+
+    def absent_samples(self, case_type: CaseType) -> int:
+        """How many samples in a row without the object make a handled case of this type `absent`."""
+        return self.verify_absent_samples.get(case_type, DEFAULT_VERIFY_ABSENT_SAMPLES)
 
     @field_validator("timezone")
     @classmethod

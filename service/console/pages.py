@@ -110,19 +110,23 @@ def _case_page(
     after = neighbour(session=session, queue=filters.queue, case=case, forward=True)
     before = neighbour(session=session, queue=filters.queue, case=case, forward=False)
     first_sighting = sightings[0].id if sightings else None
+    # The camera's latest look at the handled case, shown beside the scene as the before / after pair.
+    camera_look = max((i for i, e in enumerate(case.evidence) if e.role == EvidenceRole.AFTER.value), default=None)
     evidence = [
         {
             "index": i,
             "role": EvidenceRole.of_filename(e.role),
-            "later": e.sighting_id != first_sighting,
+            "later": e.sighting_id is not None and e.sighting_id != first_sighting,
             "sighting": next((n for n, s in enumerate(sightings, 1) if s.id == e.sighting_id), None),
         }
         for i, e in enumerate(case.evidence)
-        if e.role != EvidenceRole.SCENE_CLEAN.value  # the scene again, undrawn: for training, not for review
+        # The clean scene is the scene again, undrawn: for training, not for review. The after image is in the pair.
+        if e.role not in (EvidenceRole.SCENE_CLEAN.value, EvidenceRole.AFTER.value)
     ]
     context = {
         "case": case,
         "evidence": evidence,
+        "pair": None if camera_look is None else (scene_index(case), camera_look),
         "sightings": sightings,
         "duration": duration(case),
         "next_id": after,

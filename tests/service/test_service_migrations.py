@@ -19,7 +19,7 @@ from service.schemas import CaseStatus, LoopAction, Priority, Role
 
 TABLES = {"alembic_version", "api_keys", "cases", "sightings", "evidence", "reviews", "console_sessions"}
 TABLES |= {"departments", "grids", "grid_zones", "grid_duties", "deadline_policies", "case_transitions", "case_events"}
-TABLES |= {"webhooks"}
+TABLES |= {"webhooks", "verifications"}
 
 
 def test_empty_database_migrates_to_head_and_back(database_url: str) -> None:
