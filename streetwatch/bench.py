@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from service.cli import fail
+from streetwatch.loading import detector_or_exit, load_or_exit
 
 if TYPE_CHECKING:
     from pipelines.throughput import Throughput
@@ -30,14 +31,11 @@ def bench(
     whose unchanged view skipped the model, and about how many cameras like these this machine keeps up with."""
     from pipelines.throughput import measure_throughput
 
-    # `run`'s own loading: a bad config or model exits 2 with the same field-naming errors.
-    from streetwatch.cli import _detector, _load
-
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     # ultralytics needs a runtime folder; a measurement leaves nothing behind.
     os.environ.setdefault("YOLO_VERBOSE", "False")
     with TemporaryDirectory(prefix="streetwatch-bench-") as runtime:
-        result = measure_throughput(cfg, _detector(cfg, Path(runtime)), seconds=seconds)
+        result = measure_throughput(cfg, detector_or_exit(cfg, Path(runtime)), seconds=seconds)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for cam, reason in result.failed_cameras.items():
         err.print(f"[red]camera {cam} failed: {reason}[/red]")

@@ -20,8 +20,9 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from service.cli import fail
-from streetwatch.config import CameraConfig, ConfigError, StreetwatchConfig, load_config
+from streetwatch.config import CameraConfig, StreetwatchConfig
 from streetwatch.core import Frame
+from streetwatch.loading import detector_or_exit, load_or_exit
 
 if TYPE_CHECKING:
     from detector.model import Detector
@@ -68,16 +69,6 @@ def _main(
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _load(path: Path) -> StreetwatchConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[red]invalid config {exc.path}[/red]")
-        for problem in exc.problems:
-            err.print(f"  {problem}")
-        raise typer.Exit(2) from None
-
-
 @app.command("check-config")
 def check_config(
     config: Annotated[Path, typer.Argument(help="A streetwatch YAML config.")],
@@ -92,7 +83,7 @@ def check_config(
 ) -> None:
     """Validate a config file, then open each camera and load the model as `run` would; every problem is named by
     its field path (cameras[1].source, detector.model) and makes the exit status 2."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     zones = sum(len(c.zones) for c in cfg.cameras)
     if shallow:
         console.print(f"{config}: valid ({len(cfg.cameras)} cameras, {zones} zones; not opened: --shallow)")
@@ -166,23 +157,6 @@ def _progress(cfg: StreetwatchConfig) -> tuple[Progress, Callable[[Frame], objec
             progress.update(task, completed=frame.timestamp_s)
 
     return progress, advance
-
-
-def _detector(cfg: StreetwatchConfig, state_dir: Path) -> Detector:
-    """The config's model, loaded; a model that cannot be used exits 2 naming `detector.model`."""
-    from detector.model import Detector, ModelError
-
-    try:
-        return Detector(
-            cfg.detector.model,
-            state_dir=state_dir,
-            imgsz=cfg.detector.imgsz,
-            confidence=cfg.detector.confidence,
-            device=cfg.detector.device,
-        )
-    except ModelError as exc:
-        err.print(f"[red]detector.model: {exc}[/red]", soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _run(
@@ -314,10 +288,10 @@ def run(
     Exits 1 with the reason when the case service refuses the key or never answers, or when every camera failed.
     """
     _check_api(api, api_key, state_dir)
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     raised = _run(
         cfg,
-        _detector(cfg, state_dir),
+        detector_or_exit(cfg, state_dir),
         state_dir,
         api,
         api_key,
@@ -449,8 +423,8 @@ def demo(state_dir: StateDir = DEFAULT_STATE) -> None:
 
     config = write_demo(state_dir)
     console.print(f"demo camera and config written to {config.parent}")
-    cfg = _load(config)
-    detector = _detector(cfg, state_dir)
+    cfg = load_or_exit(config)
+    detector = detector_or_exit(cfg, state_dir)
     (seen,) = detector.detect([asset_image("bus.jpg")])
     console.print(f"the model sees in the demo photo: {dict(Counter(seen.names)) or 'nothing'}")
     raised = _run(cfg, detector, state_dir, None, None)
