@@ -194,8 +194,9 @@ def test_the_camera_sees_the_towed_car_gone_the_case_closes_and_the_kpis_tell_it
     assert bodies[-1]["transition"]["at"] == closed["closed_at"]
 
     # 考核评价: the KPIs are the times worked out by hand from the case's own timestamps.
-    at = {k: datetime.fromisoformat(closed[k]) for k in ("first_seen_at", "detected_at", "dispatched_at")}
-    at |= {k: datetime.fromisoformat(closed[k]) for k in ("deadline_at", "handled_at", "closed_at")}
+    case = reviewer.case(case_id)
+    times = ("first_seen_at", "detected_at", "dispatched_at", "deadline_at", "handled_at", "closed_at")
+    at = {k: datetime.fromisoformat(case[k]) for k in times}
     # Discovery is the first sighting, the dwell before detection: the median must not start at detection.
     assert at["detected_at"] - at["first_seen_at"] >= timedelta(seconds=DWELL_S)
     assert at["deadline_at"] == at["dispatched_at"] + timedelta(hours=PARKING_HOURS)
@@ -204,13 +205,13 @@ def test_the_camera_sees_the_towed_car_gone_the_case_closes_and_the_kpis_tell_it
         "found": 1,
         "reviewed": 1,
         "confirmed": 1,
-        "confirmed_rate": 1 / 1,
+        "confirmed_rate": 1.0,  # the one case reviewed, and confirmed
         "filed": 1,
         "closed": 1,
         "median_closure_s": (at["closed_at"] - at["first_seen_at"]).total_seconds(),
         "handled": 1,
         "handled_on_time": on_time,
-        "on_time_rate": on_time / 1,
+        "on_time_rate": float(on_time),
         "overdue": 0,
         "hot_spots": [],
     }
