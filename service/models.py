@@ -200,7 +200,7 @@ class Review(Base):
 
 
 class ConsoleSession(Base):
-    """A reviewer's sign-in to the review console; the browser holds the token, the table only its SHA-256."""
+    """A reviewer's sign-in to the case console; the browser holds the token, the table only its SHA-256."""
 
     __tablename__ = "console_sessions"
 

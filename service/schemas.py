@@ -121,7 +121,7 @@ LOOP_EVENTS: dict[LoopAction, EventKind] = {
 
 class ReviewAction(StrEnum):
     """An entry of a case's review audit trail: a decision, or `reopen`, which takes a decided case back to draft
-    (a reviewer undoing their own decision in the review console)."""
+    (a reviewer undoing their own decision in the case console)."""
 
     CONFIRM = "confirm"
     REJECT = "reject"

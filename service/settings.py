@@ -59,7 +59,7 @@ class ServiceSettings(BaseSettings):
         default=300, ge=0, description="How far a case's detected_at may lie ahead of this service's clock, in seconds."
     )
     console_session_s: float = Field(
-        default=12 * 3600, gt=0, description="How long a review console sign-in lasts, in seconds (one shift)."
+        default=12 * 3600, gt=0, description="How long a case console sign-in lasts, in seconds (one shift)."
     )
     console_undo_s: float = Field(
         default=60, ge=0, description="How long after a decision its reviewer may undo it in the console (key u)."

@@ -1,1 +1,1 @@
-"""The review console: reviewers sign in with their key and clear the queue of draft cases in a browser."""
+"""The case console: reviewers clear the queue of draft cases, dispatchers run the closed loop, in a browser."""

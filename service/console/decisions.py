@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -16,6 +17,8 @@ from service.schemas import CaseStatus, CaseType, EventKind, ReviewAction
 
 #: The audit reason of a reopen that undid its reviewer's own decision.
 UNDO_REASON = "undo"
+#: The statuses a reopen takes back to draft: a decision, before the loop has moved the case on.
+REOPENABLE: Final = (CaseStatus.CONFIRMED, CaseStatus.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ def _reopen(
         session.connection()
         .execute(
             update(Case)
-            .where(Case.id == case_id, Case.status.in_((CaseStatus.CONFIRMED, CaseStatus.REJECTED)))
+            .where(Case.id == case_id, Case.status.in_(REOPENABLE))
             .values(status=CaseStatus.DRAFT, reviewed_at=None)
         )
         .rowcount

@@ -11,7 +11,7 @@ LANG_COOKIE: Final = "sw_lang"
 REJECT_REASONS: Final = ("not_a_violation", "wrong_object", "duplicate", "permitted", "other")
 
 _EN: Final[dict[str, str]] = {
-    "title": "Review console",
+    "title": "Case console",
     "street_vending": "Street vending",
     "piled_litter": "Piled litter",
     "illegal_parking": "Illegal parking",
@@ -85,7 +85,7 @@ _EN: Final[dict[str, str]] = {
     "first_seen_at": "First seen",
     "last_seen_at": "Last seen",
     "bad_key": "Unknown or revoked key.",
-    "agent_key": "An agent key cannot sign in to the review console: use a reviewer, dispatcher or admin key.",
+    "agent_key": "An agent key cannot sign in to the case console: use a reviewer, dispatcher or admin key.",
     "expired_form": "The form expired; please try again.",
     "department_key": "A department key cannot sign in to the console: a department reports its handling through "
     "the API (POST /api/v1/cases/{id}/actions/handle). Use a reviewer, dispatcher or admin key.",
@@ -143,7 +143,7 @@ _EN: Final[dict[str, str]] = {
 }
 
 _ZH: Final[dict[str, str]] = {
-    "title": "审核台",
+    "title": "案件管理台",
     "street_vending": "占道经营",
     "piled_litter": "暴露垃圾",
     "illegal_parking": "违章停车",
@@ -217,9 +217,9 @@ _ZH: Final[dict[str, str]] = {
     "first_seen_at": "首次发现",
     "last_seen_at": "最后发现",
     "bad_key": "密钥无效或已吊销。",
-    "agent_key": "采集端（agent）密钥不能登录审核台，请使用审核员、派遣员或管理员密钥。",
+    "agent_key": "采集端（agent）密钥不能登录案件管理台，请使用审核员、派遣员或管理员密钥。",
     "expired_form": "表单已过期，请重试。",
-    "department_key": "处置单位密钥不能登录控制台：处置单位通过 API（POST /api/v1/cases/{id}/actions/handle）"
+    "department_key": "处置单位密钥不能登录案件管理台：处置单位通过 API（POST /api/v1/cases/{id}/actions/handle）"
     "反馈处置结果。请使用审核员、派遣员或管理员密钥。",
     "normal": "普通",
     "urgent": "紧急",

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from service import crud, loop
 from service.console.decisions import (
+    REOPENABLE,
     NotDecidedError,
     NothingToUndoError,
     UndoWindowPassedError,
@@ -133,6 +134,8 @@ def _case_page(
         "prev_id": before,
         "filters": filters,
         "error": error,
+        # Only a decision can be reopened; anywhere else the form would only earn a 409.
+        "may_reopen": user.principal.role is Role.ADMIN and case.status in REOPENABLE,
     }
     return render(request, services, "case.html", context, user=user, code=code)
 

@@ -1,4 +1,4 @@
-"""`install(app)`: the review console's routes and assets, and the API docs served without a CDN."""
+"""`install(app)`: the case console's routes and assets, and the API docs served without a CDN."""
 
 from __future__ import annotations
 

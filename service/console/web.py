@@ -86,7 +86,7 @@ def page_session(request: Request, signed_in: MaybeSignedInDep) -> SignedIn:
 def data_session(signed_in: MaybeSignedInDep) -> SignedIn:
     """The reviewer of an image, a fragment or a post; 401 without a session (no API key accepted here)."""
     if signed_in is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the review console first")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the case console first")
     return signed_in
 
 

@@ -39,8 +39,15 @@ class ServiceProcess:
 
     def agent_key(self) -> str:
         """A new agent key, as `streetwatch keys create` prints it (the last line)."""
+        return self._new_key("agent")
+
+    def admin_key(self) -> str:
+        """A new admin key from the shell: how an operator starts, before any key exists to call the API with."""
+        return self._new_key("admin")
+
+    def _new_key(self, role: str) -> str:
         out = subprocess.run(
-            [STREETWATCH, "keys", "create", "--role", "agent", "--state-dir", str(self.state_dir)],
+            [STREETWATCH, "keys", "create", "--role", role, "--state-dir", str(self.state_dir)],
             capture_output=True,
             text=True,
             check=True,

@@ -68,6 +68,10 @@ def test_a_dispatcher_signs_in_to_the_dispatch_view(client: TestClient, keys: di
     page = client.get("/console/dispatch")
     assert page.status_code == 200
     assert "test-dispatcher (dispatcher)" in page.text
+    # Titled for everyone who works here, not for reviewers only.
+    assert "streetwatch · Case console</a>" in page.text and "Review console" not in page.text
+    zh = client.get("/console/dispatch", headers={"Accept-Language": "zh-CN"}).text
+    assert "streetwatch · 案件管理台</a>" in zh and "审核台" not in zh
     assert 'id="nav-kpis"' in page.text and 'id="nav-queue"' not in page.text
 
 

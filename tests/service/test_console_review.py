@@ -253,6 +253,28 @@ def test_an_admin_reopens_a_decided_case_with_a_reason(
     assert _queue_ids(client.get("/console/").text) == three
 
 
+def test_an_admin_is_offered_a_reopen_only_on_a_decided_case(
+    client: TestClient,
+    make_client: Callable[[ServiceSettings], TestClient],
+    settings: ServiceSettings,
+    keys: dict[Role, str],
+    three: list[int],
+) -> None:
+    _decide(client, three[0], decision="confirm")
+    _decide(client, three[1], decision="reject", reason="duplicate")
+    admin = make_client(settings)
+    assert sign_in(admin, keys[Role.ADMIN]).status_code == 303
+
+    def offered(case_id: int) -> bool:
+        return "reopen-form" in admin.get(f"/console/cases/{case_id}").text
+
+    assert [offered(c) for c in three] == [True, True, False]  # the draft gets the decision forms instead
+    filed = client.post(f"/api/v1/cases/{three[0]}/actions/file", headers=bearer(keys[Role.REVIEWER]))
+    assert filed.json()["status"] == "filed"
+    assert not offered(three[0])  # the loop has moved it on: a reopen would only be refused
+    assert _reopen(admin, three[0], "too late") == 409
+
+
 def test_next_and_previous_follow_the_filtered_queue(client: TestClient, agent: str, three: list[int]) -> None:
     def links(case_id: int, **params: str) -> tuple[str | None, str | None]:
         page = client.get(f"/console/cases/{case_id}", params=params).text

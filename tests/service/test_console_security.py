@@ -1,4 +1,5 @@
-"""The review console lets in only signed-in reviewers and admins, refuses forged forms, and escapes camera text."""
+"""The case console lets in only signed-in reviewers, dispatchers and admins, refuses forged forms, and escapes camera
+text."""
 
 from __future__ import annotations
 

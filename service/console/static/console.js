@@ -1,4 +1,4 @@
-// The review console: the queue refreshes itself; a case is decided from the keyboard. No build step.
+// The case console: the queue refreshes itself; a case is decided from the keyboard. No build step.
 "use strict";
 
 const POLL_MS = 5000;
