@@ -11,21 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import crud, webhooks
 from service.db import make_engine, make_sessions
 from service.migrations import upgrade_engine
-from service.schemas import (
-    CaseOut,
-    CaseStatus,
-    CaseType,
-    EventKind,
-    KeyCreated,
-    KeyIn,
-    KeyOut,
-    Role,
-    WebhookCreated,
-    WebhookIn,
-    WebhookOut,
-)
+from service.schemas import CaseOut, CaseStatus, CaseType, EventKind, KeyCreated, KeyIn, KeyOut, Role
 from service.settings import ServiceSettings
 from service.views import case_out, key_out
+from service.webhook_schemas import WebhookCreated, WebhookIn, WebhookOut
 
 
 @contextmanager

@@ -14,17 +14,7 @@ from service.auth import Principal, generate_key, hash_key
 from service.db import begin_write
 from service.events import append_event
 from service.models import ApiKey, Case, Department, Evidence, GridZone, Review, Sighting
-from service.schemas import (
-    CaseIn,
-    CaseStatus,
-    CaseType,
-    Decision,
-    EventKind,
-    EvidenceRole,
-    PostResult,
-    Role,
-    box_iou,
-)
+from service.schemas import CaseIn, CaseStatus, CaseType, Decision, EventKind, EvidenceRole, PostResult, Role, box_iou
 
 #: Where a page of `list_cases` stopped: the last case's (detected_at, id).
 Position = tuple[datetime, int]

@@ -11,8 +11,9 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from service.kpi_schemas import HotSpot, KpiGroup, KpiGroupBy, KpiReport
 from service.models import Case, Department, Grid
-from service.schemas import CaseStatus, CaseType, HotSpot, KpiGroup, KpiGroupBy, KpiReport
+from service.schemas import CaseStatus, CaseType
 
 S = CaseStatus
 

@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -14,7 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     ValidationInfo,
     field_validator,
 )
@@ -173,7 +171,7 @@ def in_time_range(value: datetime) -> datetime:
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
-def _printable(value: str) -> str:
+def printable(value: str) -> str:
     if not re.match(PRINTABLE, value):
         raise ValueError("must not hold control characters (NUL, tab, newline, ...)")
     return value
@@ -183,7 +181,7 @@ def _printable(value: str) -> str:
 Time = Annotated[AwareDatetime, AfterValidator(in_time_range)]
 #: An id or name from a camera agent: one printable line.
 Name = Annotated[
-    str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
+    str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(printable)
 ]
 #: The id of a department or grid, chosen by the admin who makes it (`sanitation-east`, `GZ-TH-001`).
 Code = Annotated[
@@ -194,7 +192,7 @@ Code = Annotated[
 Note = Annotated[str, Field(max_length=2000)]
 #: A detected class name.
 Label = Annotated[
-    str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)
+    str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}), AfterValidator(printable)
 ]
 #: Most labels one case carries (a case is one object: its class names over a stay).
 MAX_LABELS = 32
@@ -459,86 +457,6 @@ class ActionIn(BaseModel):
         return v
 
 
-class RenameIn(BaseModel):
-    """The body of a PUT that renames a department or grid."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-
-
-class DepartmentIn(BaseModel):
-    """A department (处置单位) that handles dispatched cases."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: Code
-    name: Name
-
-
-class DepartmentOut(DepartmentIn):
-    """A department as stored."""
-
-
-class GridIn(BaseModel):
-    """A grid (网格): the unit of ground a set of camera zones covers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: Code
-    name: Name
-
-
-class GridOut(GridIn):
-    """A grid as stored."""
-
-
-class GridZoneIn(BaseModel):
-    """A camera zone's grid; a zone belongs to at most one grid."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    camera_id: Name
-    zone_id: Name
-    grid_id: Code
-
-
-class GridZoneOut(GridZoneIn):
-    """A grid zone as stored."""
-
-
-class GridDutyIn(BaseModel):
-    """Which department handles the cases of one type in one grid: what dispatches a filed case on its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    grid_id: Code
-    type: CaseType
-    department_id: Code
-
-
-class GridDutyOut(GridDutyIn):
-    """A grid duty as stored."""
-
-
-#: The longest deadline a policy may set: one year.
-MAX_DEADLINE_HOURS = 24 * 366
-
-
-class DeadlinePolicyIn(BaseModel):
-    """How long a department has to handle a case of `type` and `priority` after it is dispatched."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: CaseType
-    priority: Priority
-    hours: float = Field(gt=0, le=MAX_DEADLINE_HOURS, description="Hours from dispatch to the deadline.")
-
-
-class DeadlinePolicyOut(DeadlinePolicyIn):
-    """A deadline policy as stored."""
-
-
 class EventCase(BaseModel):
     """The case as an event leaves it."""
 
@@ -573,165 +491,6 @@ class CaseEvent(BaseModel):
     kind: EventKind
     case: EventCase
     transition: EventTransition
-
-
-class KpiGroupBy(StrEnum):
-    """What `GET /api/v1/kpis` reports per: a grid, a department, a case type, or none (the totals)."""
-
-    GRID = "grid"
-    DEPARTMENT = "department"
-    TYPE = "type"
-    NONE = "none"
-
-
-class HotSpot(BaseModel):
-    """A repeat hot spot: one camera zone where cases of one type were confirmed again and again."""
-
-    camera_id: str
-    zone_id: str
-    type: CaseType
-    cases: int = Field(description="Confirmed cases (confirmed or further on in the loop) in the window.")
-    last_detected_at: datetime = Field(description="When the latest of them was detected.")
-
-
-class KpiGroup(BaseModel):
-    """The KPIs of one group of cases: those detected in the period (`found` to `overdue`), and the repeat hot
-    spots of the window before the period's end. A rate is null when its denominator is zero."""
-
-    key: str | None = Field(
-        description="The group's grid id, department id or case type; null for the totals (group_by none), for "
-        "the cases in no grid, or for the cases dispatched to no department."
-    )
-    name: str | None = Field(description="The grid's or department's name; null for the other groupings.")
-    found: int = Field(description="Cases detected in the period.")
-    reviewed: int = Field(description="Of them, the cases a reviewer decided (every status but draft).")
-    confirmed: int = Field(description="Of them, the cases confirmed (confirmed or further on in the loop).")
-    confirmed_rate: float | None = Field(
-        description="confirmed ÷ reviewed: the detector's precision as reviewers judged it."
-    )
-    filed: int = Field(description="Cases filed (立案), whatever happened to them since.")
-    closed: int = Field(description="Cases closed (结案).")
-    median_closure_s: float | None = Field(
-        description="Median seconds from discovery (first seen) to closure over the closed cases."
-    )
-    handled: int = Field(description="Cases handled (处置) and not sent back by a failed verification since.")
-    handled_on_time: int = Field(description="Of them, the cases handled at or before their deadline.")
-    on_time_rate: float | None = Field(description="handled_on_time ÷ handled.")
-    overdue: int = Field(description="Cases dispatched, not handled, whose deadline has passed (service clock).")
-    hot_spots: list[HotSpot] = Field(
-        description="Camera zones and types with at least `repeat_n` confirmed cases in the window, most first."
-    )
-
-
-class KpiReport(BaseModel):
-    """The answer of `GET /api/v1/kpis`."""
-
-    since: datetime | None = Field(description="The period's start (detected_at ≥ since); null: from the first case.")
-    until: datetime | None = Field(description="The period's end (detected_at < until); null: up to now.")
-    group_by: KpiGroupBy
-    now: datetime = Field(description="The service's clock when the report was made: what `overdue` compares to.")
-    repeat_n: int = Field(description="Confirmed cases a camera zone and type needs in the window to be a hot spot.")
-    repeat_days: int = Field(description="The hot-spot window: the days before `until` (or now, without one).")
-    groups: list[KpiGroup] = Field(
-        description="One group per grid, department or type (every one defined, also those without cases, then "
-        "the cases in none); one group for group_by none."
-    )
-
-
-#: The longest receiver URL a webhook may name.
-MAX_URL_LENGTH = 2048
-
-
-#: An http(s) URL with a host and no user or password, as an ECMA and a Python regex (the OpenAPI document states
-#: it; the port's range is checked besides).
-RECEIVER_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\x00-\x20\x7f]+([/?#][^\x00-\x1f\x7f]*)?$"
-
-
-def _receiver_url(value: str) -> str:
-    if not re.match(r"^[Hh][Tt][Tt][Pp][Ss]?://", value):
-        raise ValueError("must be an http:// or https:// URL")
-    if not re.match(RECEIVER_URL, value):
-        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-            raise ValueError("must not carry a user or password: the signature is what authenticates the service")
-        raise ValueError("must name a host, without spaces")
-    parts = urlsplit(value)
-    if not parts.hostname:
-        raise ValueError("must name a host")
-    try:
-        parts.port  # noqa: B018  # raises for a port that is no number or out of range
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {exc}") from None
-    return value
-
-
-#: The http(s) URL of a webhook receiver.
-ReceiverUrl = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": RECEIVER_URL}),
-    AfterValidator(_printable),
-    AfterValidator(_receiver_url),
-]
-#: A webhook's signing secret when the admin chooses it.
-WebhookSecret = Annotated[
-    str,
-    Field(min_length=16, max_length=256, json_schema_extra={"pattern": PRINTABLE}),
-    AfterValidator(_printable),
-]
-
-
-class WebhookIn(BaseModel):
-    """The body of `POST /api/v1/webhooks`: a receiver of the case event log."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: ReceiverUrl = Field(description="Where each event is POSTed, as JSON: an http:// or https:// URL.")
-    secret: WebhookSecret | None = Field(
-        default=None,
-        description="The HMAC-SHA256 key of `X-Streetwatch-Signature`; default: a new random one, shown only in "
-        "the response to this request.",
-    )
-    kinds: list[EventKind] = Field(
-        default_factory=list, max_length=len(EventKind), description="The event kinds wanted; empty: every kind."
-    )
-
-    @field_validator("kinds")
-    @classmethod
-    def _unique(cls, v: list[EventKind]) -> list[EventKind]:
-        return list(dict.fromkeys(v))
-
-
-class WebhookPatch(BaseModel):
-    """The body of `PATCH /api/v1/webhooks/{id}`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    active: StrictBool = Field(
-        description="false pauses delivery (events wait, none are lost); true resumes it at once, without "
-        "waiting out a retry delay."
-    )
-
-
-class WebhookOut(BaseModel):
-    """A webhook and where its delivery stands; the secret is never shown after creation."""
-
-    id: int
-    url: str
-    kinds: list[EventKind] = Field(description="The event kinds delivered; empty: every kind.")
-    active: bool
-    created_at: datetime
-    cursor: int = Field(description="The id of the last event of the log delivered (or skipped as unwanted).")
-    pending: int = Field(description="Events of the wanted kinds past the cursor, waiting for delivery.")
-    attempts: int = Field(description="Failed attempts at the event after the cursor since its last success.")
-    last_attempt_at: datetime | None
-    last_status: int | None = Field(description="The HTTP status of the last attempt; null when it got none.")
-    last_error: str | None = Field(description="Why the last attempt failed; null after a success.")
-    next_attempt_at: datetime | None = Field(description="When a failed event is tried again; null when not waiting.")
-
-
-class WebhookCreated(WebhookOut):
-    """A new webhook, with its signing secret shown this one time."""
-
-    secret: str
 
 
 class FieldError(BaseModel):

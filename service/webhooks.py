@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from service.db import begin_write
 from service.models import CaseEventRow, Webhook
-from service.schemas import EventKind, WebhookOut
+from service.schemas import EventKind
+from service.webhook_schemas import WebhookOut
 
 #: How much of a receiver's answer or error a webhook keeps.
 MAX_ERROR_CHARS: Final = 500

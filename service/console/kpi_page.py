@@ -14,8 +14,9 @@ from service.console.charts import BarChart, bar_chart, percent
 from service.console.i18n import translator
 from service.console.web import PREFIX, PageUserDep, language, parse_time, render, seconds_text
 from service.deps import ServicesDep, SessionDep
+from service.kpi_schemas import KpiGroup, KpiGroupBy, KpiReport
 from service.kpis import KpiFilter, kpi_report
-from service.schemas import CaseType, KpiGroup, KpiGroupBy, KpiReport
+from service.schemas import CaseType
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 

@@ -12,11 +12,7 @@ from fastapi.exceptions import RequestValidationError
 
 from service import grids
 from service.deps import AdminDep, GridMapReaderDep, SessionDep
-from service.models import DeadlinePolicy, Department, Grid, GridDuty, GridZone
-from service.routes import API_PREFIX
-from service.schemas import (
-    CaseType,
-    Code,
+from service.gridmap_schemas import (
     DeadlinePolicyIn,
     DeadlinePolicyOut,
     DepartmentIn,
@@ -27,10 +23,11 @@ from service.schemas import (
     GridOut,
     GridZoneIn,
     GridZoneOut,
-    Name,
-    Problem,
     RenameIn,
 )
+from service.models import DeadlinePolicy, Department, Grid, GridDuty, GridZone
+from service.routes import API_PREFIX
+from service.schemas import CaseType, Code, Name, Problem
 
 router = APIRouter(prefix=API_PREFIX, tags=["grid map"])
 

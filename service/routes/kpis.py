@@ -9,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 
 from service.auth import Principal
 from service.deps import RoleGate, ServicesDep, SessionDep
+from service.kpi_schemas import KpiGroupBy, KpiReport
 from service.kpis import KpiFilter, kpi_report
 from service.routes import API_PREFIX
-from service.schemas import CaseType, Code, KpiGroupBy, KpiReport, Name, Problem, Role, Time
+from service.schemas import CaseType, Code, Name, Problem, Role, Time
 
 router = APIRouter(prefix=f"{API_PREFIX}/kpis", tags=["kpis"])
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Path
 from service import webhooks
 from service.deps import AdminDep, ServicesDep, SessionDep
 from service.routes import API_PREFIX
-from service.schemas import MAX_ID, Problem, WebhookCreated, WebhookIn, WebhookOut, WebhookPatch
+from service.schemas import MAX_ID, Problem
+from service.webhook_schemas import WebhookCreated, WebhookIn, WebhookOut, WebhookPatch
 
 router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
 
