@@ -176,14 +176,17 @@ def claim_next(*, session: Session, webhook_id: int, now: datetime, lease_s: flo
             session.rollback()
             return None
         webhook = session.get_one(Webhook, webhook_id, populate_existing=True)
+        # The head is read first: an event appended after it is left for the next claim, never stepped over
+        # (each statement sees what has been committed by then, so a head read last could pass a fresh event).
+        head = _head(session)
         event = session.scalars(
             select(CaseEventRow)
-            .where(CaseEventRow.id > webhook.cursor, _wanted(webhook.kinds))
+            .where(CaseEventRow.id > webhook.cursor, CaseEventRow.id <= head, _wanted(webhook.kinds))
             .order_by(CaseEventRow.id)
             .limit(1)
         ).first()
         if event is None:
-            webhook.cursor = max(webhook.cursor, _head(session))
+            webhook.cursor = max(webhook.cursor, head)
             webhook.lease_token = webhook.lease_until = None
             session.commit()
             return None

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy
 import typer
 from case_helpers import T0, bearer, case_body, post_case
 from conftest import TEST_DEPARTMENT
@@ -18,7 +19,7 @@ from test_case_metrics import scrape
 from typer.testing import CliRunner
 from webhook_helpers import Receiver, free_port, wait_until
 
-from service import events, loop
+from service import events, loop, webhooks
 from service.admin import open_database
 from service.app import create_app
 from service.auth import Principal
@@ -227,9 +228,46 @@ def test_a_hanging_receiver_does_not_hold_up_another(
     cases.confirm_file_dispatch(2)
 
     logged = [event_id for event_id, _ in cases.logged()]
-    wait_until(lambda: healthy.event_ids() == logged, "the healthy receiver has every event", timeout_s=10)
-    assert hanging.event_ids() == logged[:1]
+    wait_until(
+        lambda: healthy.event_ids() == logged and hanging.event_ids() == logged[:1],
+        "the healthy receiver has every event while the hanging one holds the first",
+        timeout_s=10,
+    )
     assert hook_state(client, keys[Role.ADMIN], slow["id"])["pending"] == 6
+
+
+def test_an_event_appended_while_a_claim_finds_none_waits_for_the_next_claim(
+    make_client: Callable[[ServiceSettings], TestClient],
+    make_settings: Callable[..., ServiceSettings],
+    make_keys: Callable[[ServiceSettings], dict[Role, str]],
+) -> None:
+    # The claim reads the log, finds nothing wanted and moves the cursor up to the head: an event committed
+    # between those reads must stay past the cursor. SQLite lets no other writer in while the claim holds its
+    # write lock, so the gap exists only on PostgreSQL.
+    settings = make_settings(**(FAST | {"webhook_poll_s": 60}))  # the worker looks once, before the hook exists
+    if settings.resolved_database_url.startswith("sqlite"):
+        pytest.skip("SQLite admits one writer at a time: nothing can be appended during a claim")
+    client = make_client(settings)
+    keys = make_keys(settings)
+    case_id = Cases(client, keys, settings).review("confirm")
+    hook = add_hook(client, keys[Role.ADMIN], "http://127.0.0.1:9/hooks")
+    with open_database(settings) as sessions, sessions() as session, sessions() as other:
+        appended: list[str] = []
+
+        def append_after_the_log_is_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if not appended and "FROM case_events" in statement and "ORDER BY" in statement:
+                loop.act(session=other, case_id=case_id, action=LoopAction.FILE, actor=ADMIN, now=NOW)
+                appended.append(statement)
+
+        bind = session.get_bind()
+        sqlalchemy.event.listen(bind, "after_cursor_execute", append_after_the_log_is_read)
+        try:
+            claimed = webhooks.claim_next(session=session, webhook_id=hook["id"], now=NOW, lease_s=60)
+        finally:
+            sqlalchemy.event.remove(bind, "after_cursor_execute", append_after_the_log_is_read)
+    assert appended, "the claim never read the log"
+    assert claimed is None
+    assert hook_state(client, keys[Role.ADMIN], hook["id"])["pending"] == 1
 
 
 def test_a_restarted_service_resumes_from_the_cursor(
