@@ -21,7 +21,8 @@ FORMATS = tuple(f.value for f in ExportFormat)
 
 
 def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | None, state_dir: Path) -> Path:
-    """Write `model` (default: the shipped one) as `fmt` with a dynamic batch; returns the written path.
+    """Write `model` (default: the shipped one) as `fmt` with a dynamic batch and input size; returns the written
+    path. OpenVINO weights are stored as FP16 (half the size; the CPU still computes in FP32).
 
     ultralytics writes next to the source model; the result is moved to `output` when given.
     """
@@ -39,7 +40,11 @@ def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | Non
     work.mkdir(parents=True, exist_ok=True)
     staged = work / source.name
     shutil.copyfile(source, staged)
-    written = Path(YOLO(str(staged)).export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True))
+    written = Path(
+        YOLO(str(staged)).export(
+            format=fmt, imgsz=imgsz, dynamic=True, simplify=True, half=fmt == ExportFormat.OPENVINO
+        )
+    )
     target = output or source.parent / written.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():

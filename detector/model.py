@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 SHIPPED_MODEL = "streetwatch-n.pt"
 #: How ultralytics recognises an OpenVINO model folder.
 OPENVINO_SUFFIX = "_openvino_model"
+#: The shipped model exported for OpenVINO (`streetwatch export --format openvino`), the default on CPU: about
+#: twice as fast as the .pt on the same CPU (bench/README.md).
+SHIPPED_OPENVINO = "streetwatch-n" + OPENVINO_SUFFIX
 
 
 class ModelError(ValueError):
@@ -34,6 +37,17 @@ def shipped_model() -> Path:
     path = Path(str(importlib.resources.files("streetwatch.models") / SHIPPED_MODEL))
     if not path.is_file():
         raise ModelError(f"the shipped model {SHIPPED_MODEL} is missing from {path.parent}; reinstall streetwatch")
+    return path
+
+
+def default_model(device: str) -> Path:
+    """The model a config without `detector.model` runs: the shipped OpenVINO export on the CPU, else the .pt
+    (OpenVINO's ultralytics backend runs on Intel and AMD CPUs; a CUDA device needs the PyTorch weights)."""
+    if device != "cpu":
+        return shipped_model()
+    path = Path(str(importlib.resources.files("streetwatch.models") / SHIPPED_OPENVINO))
+    if not path.is_dir():
+        raise ModelError(f"the shipped model {SHIPPED_OPENVINO} is missing from {path.parent}; reinstall streetwatch")
     return path
 
 
@@ -86,9 +100,10 @@ class Detector:
         device: str = "cpu",
         taxonomy_only: bool = True,
     ) -> None:
-        """Load `path` (default: the shipped model). With `taxonomy_only` (the pipeline's case) a model whose
-        classes are not all taxonomy names is refused; evaluation also measures others, such as a teacher."""
-        path = path or shipped_model()
+        """Load `path` (default: the shipped model, `default_model(device)`). With `taxonomy_only` (the pipeline's
+        case) a model whose classes are not all taxonomy names is refused; evaluation also measures others, such as
+        a teacher."""
+        path = path or default_model(device)
         if not path.exists():
             raise ModelError(f"model file {path} does not exist")
         fmt = model_format(path)

@@ -54,7 +54,7 @@ class PseudoTarget:
     classes: dict[str, str]
 
 
-def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def pairwise_iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Pairwise IoU of [x1, y1, x2, y2] boxes: shape (len(a), len(b))."""
     tl = np.maximum(a[:, None, :2], b[None, :, :2])
     br = np.minimum(a[:, None, 2:], b[None, :, 2:])
@@ -151,11 +151,11 @@ def add_pseudo_labels(
         boxes = np.array([p.box for p in kept], dtype=np.float64).reshape(-1, 4)
         chosen: list[int] = []
         for i in range(len(kept)):
-            if not chosen or _iou(boxes[i : i + 1], boxes[chosen]).max() <= SAME_OBJECT_IOU:
+            if not chosen or pairwise_iou(boxes[i : i + 1], boxes[chosen]).max() <= SAME_OBJECT_IOU:
                 chosen.append(i)
         existing = _label_boxes(target.label)
         if len(existing) and chosen:
-            chosen = [i for i in chosen if _iou(boxes[i : i + 1], existing).max() <= OVERLAP_IOU]
+            chosen = [i for i in chosen if pairwise_iou(boxes[i : i + 1], existing).max() <= OVERLAP_IOU]
         lines = []
         for i in chosen:
             x1, y1, x2, y2 = boxes[i]

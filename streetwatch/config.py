@@ -255,7 +255,10 @@ class CameraConfig(_Strict):
 class DetectorConfig(_Strict):
     """Which model looks at the frames, and how."""
 
-    model: Path | None = Field(default=None, description="A .pt, .onnx or OpenVINO model; default: the shipped one.")
+    model: Path | None = Field(
+        default=None,
+        description="A .pt, .onnx or OpenVINO model; default: the shipped one, as OpenVINO on the CPU, else as .pt.",
+    )
     imgsz: int = Field(default=512, ge=32, le=2048, description="Inference image size (the training size).")
     confidence: float = Field(default=0.25, gt=0, lt=1, description="Minimum detection confidence.")
     device: str = Field(default="cpu", description="cpu, or a CUDA device such as 0.")
