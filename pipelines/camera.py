@@ -34,6 +34,17 @@ class View(Enum):
     UNCHANGED = "unchanged"
 
 
+def thumbnail(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """`image` averaged down to THUMBNAIL. Halved first while it is four times as large: OpenCV's area average at
+    a non-integer ratio costs about 7 ms on a 1080p frame, the halvings and the last step about 1 ms, for
+    thumbnails that differ by one or two grey levels."""
+    while image.shape[1] >= 4 * THUMBNAIL[0] and image.shape[0] >= 4 * THUMBNAIL[1]:
+        image = np.asarray(
+            cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA), np.uint8
+        )
+    return np.asarray(cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA), np.uint8)
+
+
 class ViewChange:
     """Compares a camera's view with the frame the model last saw, as small grey thumbnails.
 
@@ -48,8 +59,7 @@ class ViewChange:
 
     def compare(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> View:
         """How this frame's view compares; any answer but UNCHANGED makes it the view compared against."""
-        small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
-        thumb = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        thumb = cv2.cvtColor(thumbnail(image), cv2.COLOR_BGR2GRAY).astype(np.int16)
         if self._reference is None:
             view = View.FIRST
         elif float(np.mean(np.abs(thumb - self._reference) > PIXEL_DELTA)) > CHANGED_SHARE:

@@ -18,13 +18,13 @@ from pipeline_helpers import MjpegCamera
 from rule_helpers import dets, shifted
 
 from detector.model import ModelInfo
-from pipelines.camera import CameraPipeline
+from pipelines.camera import THUMBNAIL, CameraPipeline, View, ViewChange, thumbnail
 from pipelines.metrics import PipelineMetrics
 from pipelines.runner import Pipeline
 from pipelines.tracking import CameraTracker
 from streetwatch.config import StreetwatchConfig
 from streetwatch.core import Detections, DraftCase, Frame
-from streetwatch.demo import write_video
+from streetwatch.demo import asset_image, write_video
 
 CAR = (0.10, 0.55, 0.30, 0.80)  # bottom centre (0.2, 0.8): inside the lower half
 ZONE = {"id": "kerb", "kind": "no_parking", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]], "dwell_s": 10}
@@ -187,6 +187,18 @@ def test_an_object_arriving_in_an_unchanged_view_is_seen_at_once(tmp_path: Path,
     _, _, reference = run_one(video, skip_unchanged_s=0)
     assert [d.violation.key for d in drafts] == [d.violation.key for d in reference]
     assert [(d.violation.first_seen_s, d.violation.detected_s) for d in drafts] == [(13.0, 23.0)]
+
+
+def test_a_1080p_view_is_compared_as_finely_as_a_plain_area_average_and_a_far_car_changes_it() -> None:
+    frame = np.ascontiguousarray(cv2.resize(asset_image("bus.jpg"), (1920, 1080)))
+    plain = cv2.resize(frame, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
+    assert np.abs(thumbnail(frame).astype(np.int16) - plain).mean() < 2.0
+    view = ViewChange(max_skip_s=60)
+    assert view.compare(frame, 0.0) is View.FIRST
+    assert view.compare(frame.copy(), 2.0) is View.UNCHANGED
+    arrived = frame.copy()
+    arrived[600:640, 900:964] = (40, 40, 200)  # a car a thirtieth of the frame wide
+    assert view.compare(arrived, 4.0) is View.CHANGED
 
 
 def test_the_tracker_forgets_objects_that_went_away(runtime_dir: Path) -> None:
