@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 SHIPPED_MODEL = "streetwatch-n.pt"
 #: How ultralytics recognises an OpenVINO model folder.
 OPENVINO_SUFFIX = "_openvino_model"
-#: The shipped model exported for OpenVINO (`streetwatch export --format openvino`), the default on CPU: about
-#: twice as fast as the .pt on the same CPU (bench/README.md).
+#: The shipped model exported for OpenVINO (`streetwatch export --format openvino`), the default on CPU: 1.6-2x
+#: as fast as the .pt on the same CPU (bench/README.md).
 SHIPPED_OPENVINO = "streetwatch-n" + OPENVINO_SUFFIX
 
 
