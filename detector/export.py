@@ -22,7 +22,7 @@ FORMATS = tuple(f.value for f in ExportFormat)
 
 def export_model(model: Path | None, *, fmt: str, imgsz: int, output: Path | None, state_dir: Path) -> Path:
     """Write `model` (default: the shipped one) as `fmt` with a dynamic batch and input size; returns the written
-    path. OpenVINO weights are stored as FP16 (half the size; the CPU still computes in FP32).
+    path. OpenVINO weights are stored as FP16 (half the size; the CPU computes in its own default precision).
 
     ultralytics writes next to the source model; the result is moved to `output` when given.
     """

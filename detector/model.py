@@ -24,7 +24,7 @@ SHIPPED_MODEL = "streetwatch-n.pt"
 #: How ultralytics recognises an OpenVINO model folder.
 OPENVINO_SUFFIX = "_openvino_model"
 #: The shipped model exported for OpenVINO (`streetwatch export --format openvino`), the default on CPU: 1.6-2x
-#: as fast as the .pt on the same CPU (bench/README.md).
+#: as fast as the .pt on a CPU with AVX-512 BF16, where OpenVINO computes in bfloat16 (bench/README.md).
 SHIPPED_OPENVINO = "streetwatch-n" + OPENVINO_SUFFIX
 
 
