@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -30,6 +31,9 @@ DB_THREADS: Final = 2
 #: How long past the receiver's timeout a lease lasts: room for recording the result and for clocks of service
 #: processes that disagree a little. A process that dies mid-send holds its webhooks back this long.
 LEASE_MARGIN_S: Final = 60.0
+#: While the database keeps failing the worker's look for events, how often it says so again (the first failure
+#: is logged at once, with its traceback; recovery is logged too).
+OUTAGE_REPEAT_S: Final = 60.0
 
 
 def _utc_now() -> datetime:
@@ -51,6 +55,7 @@ class WebhookWorker:
         sessions: sessionmaker[Session],
         metrics: Metrics,
         clock: Callable[[], datetime] = _utc_now,
+        outage_repeat_s: float = OUTAGE_REPEAT_S,
     ) -> None:
         """
         Args:
@@ -58,6 +63,7 @@ class WebhookWorker:
             sessions: sessions on a pool of its own (`DB_THREADS` connections), apart from the requests' pool.
             metrics: where deliveries are counted.
             clock: wall time for leases and retry times, compared across service processes.
+            outage_repeat_s: how often a database that keeps failing is logged again.
         """
         self._settings = settings
         self._sessions = sessions
@@ -65,6 +71,7 @@ class WebhookWorker:
         self._clock = clock
         self._limiter = anyio.CapacityLimiter(DB_THREADS)
         self._busy: set[int] = set()
+        self._outage = _Outage(outage_repeat_s)
 
     async def run(self, stop: anyio.Event) -> None:
         """Deliver until `stop` is set; sends under way then are abandoned and their events sent again later."""
@@ -77,9 +84,11 @@ class WebhookWorker:
             while not stop.is_set():
                 try:
                     due = await self._db(webhooks.due_webhooks, now=self._clock())
-                except Exception:
-                    log.warning("webhooks: cannot look for events to deliver", exc_info=True)
+                except Exception as exc:
+                    self._outage.failed(exc)
                     due = []
+                else:
+                    self._outage.ended()
                 for webhook_id in due:
                     if webhook_id not in self._busy:
                         self._busy.add(webhook_id)
@@ -165,6 +174,41 @@ class WebhookWorker:
                 delivery.event_id,
             )
         return ok and held
+
+
+class _Outage:
+    """Logs a database that fails the worker's every poll once, then every `repeat_s` while it lasts, and its end,
+    instead of a traceback per poll (one a second by default)."""
+
+    def __init__(self, repeat_s: float) -> None:
+        self._repeat_s = repeat_s
+        self._since: float | None = None
+        self._said_at = 0.0
+        self._failures = 0
+
+    def failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self._failures += 1
+        if self._since is None:
+            self._since = self._said_at = now
+            log.warning("webhooks: cannot look for events to deliver", exc_info=exc)
+        elif now - self._said_at >= self._repeat_s:
+            self._said_at = now
+            log.warning(
+                "webhooks: still cannot look for events to deliver (%d tries in %.0f s): %s",
+                self._failures,
+                now - self._since,
+                exc,
+            )
+
+    def ended(self) -> None:
+        if self._since is not None:
+            log.info(
+                "webhooks: events can be looked for again after %.0f s (%d failed tries)",
+                time.monotonic() - self._since,
+                self._failures,
+            )
+            self._since, self._failures = None, 0
 
 
 def _root_cause(exc: BaseException) -> str:

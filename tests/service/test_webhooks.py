@@ -4,11 +4,14 @@ each event until its receiver takes it — through a receiver that is down, fail
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy
 import typer
@@ -24,6 +27,10 @@ from service.admin import open_database
 from service.app import create_app
 from service.auth import Principal
 from service.cli import register
+from service.db import make_engine, make_sessions, sqlite_url
+from service.delivery import WebhookWorker
+from service.metrics import Metrics
+from service.migrations import upgrade_engine
 from service.schemas import LoopAction, Role
 from service.settings import ServiceSettings
 from service.signing import sign, verify_signature
@@ -525,3 +532,42 @@ def test_webhooks_from_the_command_line(
 def where_hooks(hook_settings: ServiceSettings) -> list[str]:
     """The options that point a command at the test database."""
     return ["--state-dir", str(hook_settings.state_dir), "--database-url", hook_settings.resolved_database_url]
+
+
+def test_a_database_that_keeps_failing_is_logged_once_then_now_and_then_and_its_return_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database without the service's tables fails every look for events, as one that is down does.
+    settings = ServiceSettings(
+        state_dir=tmp_path / "state", database_url=sqlite_url(tmp_path / "cases.db"), webhook_poll_s=0.02
+    )
+    engine = make_engine(settings.resolved_database_url)
+    worker = WebhookWorker(
+        settings=settings, sessions=make_sessions(engine), metrics=Metrics(make_sessions(engine)), outage_repeat_s=0.3
+    )
+    phases: dict[str, list[logging.LogRecord]] = {}
+
+    async def run() -> None:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker.run, stop)
+            await anyio.sleep(1.0)  # about 50 polls, all failing
+            phases["down"] = list(caplog.records)
+            caplog.clear()
+            await anyio.to_thread.run_sync(upgrade_engine, engine)
+            await anyio.sleep(0.3)
+            phases["back"] = list(caplog.records)
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="service.delivery"):
+        anyio.run(run)
+    engine.dispose()
+    down = [r for r in phases["down"] if r.levelno == logging.WARNING]
+    assert down[0].getMessage() == "webhooks: cannot look for events to deliver" and down[0].exc_info
+    repeats = down[1:]
+    assert 1 <= len(repeats) <= 4, [r.getMessage() for r in down]  # every 0.3 s of the second, not every poll
+    assert all("still cannot look for events to deliver" in r.getMessage() and not r.exc_info for r in repeats)
+    assert "no such table" in repeats[0].getMessage()
+    back = [r.getMessage() for r in phases["back"]]  # polls go on failing while the tables are made
+    assert [m for m in back if "again" in m] == back[-1:], back
+    assert back[-1].startswith("webhooks: events can be looked for again after"), back
