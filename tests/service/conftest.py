@@ -71,8 +71,13 @@ def settings(make_settings: Callable[..., ServiceSettings]) -> ServiceSettings:
 
 
 @pytest.fixture
-def make_client(clock: Clock) -> Iterator[Callable[[ServiceSettings], TestClient]]:
-    """Start `TestClient(create_app(settings))` clients that are closed after the test."""
+def make_client(clock: Clock, database_url: str) -> Iterator[Callable[[ServiceSettings], TestClient]]:
+    """Start `TestClient(create_app(settings))` clients that are closed after the test.
+
+    It asks for `database_url` so that its clients stop before that database goes: pytest tears fixtures down
+    in the reverse order of setup, and an app still running would poll its webhooks against a schema being
+    dropped (a deadlock on PostgreSQL).
+    """
     with ExitStack() as stack:
         yield lambda settings: stack.enter_context(TestClient(create_app(settings, clock=clock)))
 
