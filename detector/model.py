@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,20 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+@contextmanager
+def _ultralytics_quiet() -> Iterator[None]:
+    """Hold back ultralytics' info lines (it prints "Loading ... for OpenVINO inference" on stdout even when told
+    verbose=False); warnings and errors still show."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(level)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What was loaded: from where, in which format, its classes and a version string for cases."""
@@ -115,7 +130,13 @@ class Detector:
             model_format(path)
         try:
             self._model: Any = YOLO(str(path), task="detect")
-            raw_names = self._model.names
+            # One predict loads the model for inference, once: asking for `names` first would load an exported
+            # model a second time (a throwaway predictor), and ultralytics announces each load on stdout.
+            with _ultralytics_quiet():
+                self._model.predict(
+                    np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, conf=confidence, device=device, verbose=False
+                )
+            raw_names = self._model.predictor.model.names
         except Exception as exc:
             raise ModelError(f"{path}: could not be loaded as a {fmt} model: {exc}") from exc
         names = tuple(raw_names[i] for i in sorted(raw_names))

@@ -52,3 +52,5 @@ def test_verbose_run_logs_the_pipeline_s_decisions_in_plain_lines_and_nothing_el
     assert again.returncode == 0, again.stderr
     assert "migrating" not in again.stderr and "HTTP Request" not in again.stderr
     assert " DEBUG " not in again.stderr
+    # stdout is the run's own: ultralytics announced each OpenVINO load there (and loaded the model twice).
+    assert again.stdout.splitlines() == ["cases raised: 0 bus-stop=0"], again.stdout
