@@ -3,6 +3,8 @@ labelling only its case's class (see `reviewed_manifest` and detector.train's pa
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -14,7 +16,8 @@ import yaml
 from detector.provenance import SOURCE_SEPARATOR
 from detector.taxonomy import TAXONOMY
 
-#: Exported images are named `reviewed__case-ID.jpg`: one source for mosaics (see detector.train).
+#: Exported images are named `reviewed__case-ID-DIGEST.jpg` (`image_stem`): one source for mosaics (see
+#: detector.train).
 SOURCE = "reviewed"
 MANIFEST = "reviewed.json"
 #: Rejections whose reason starts with one of these (case-insensitive) become hard negatives by default. The
@@ -43,6 +46,13 @@ class ExportReport:
     positives: int = 0
     negatives: int = 0
     skipped: dict[int, str] = field(default_factory=dict)
+
+
+def image_stem(case_id: int, image: bytes) -> str:
+    """The file stem of a reviewed case's image: its case id, for people, and the start of the image's SHA-256, so
+    that exports of two case databases (whose ids overlap) never overwrite each other when merged, while a case
+    exported twice (overlapping --since windows) stays one image."""
+    return f"{SOURCE}{SOURCE_SEPARATOR}case-{case_id}-{hashlib.sha256(image).hexdigest()[:12]}"
 
 
 def _xywh(box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -77,7 +87,7 @@ def write_reviewed_dataset(
         if not case.confirmed and not _is_negative(case.reason, negative_reasons):
             report.skipped[case.case_id] = f"rejected for a reason that is no hard negative: {case.reason!r}"
             continue
-        name = f"{SOURCE}{SOURCE_SEPARATOR}case-{case.case_id}"
+        name = image_stem(case.case_id, case.image)
         (images / f"{name}.jpg").write_bytes(case.image)
         xywh = " ".join(f"{v:.6f}" for v in _xywh(case.box))
         row = f"{TAXONOMY.index(case.label)} {xywh}\n" if case.confirmed else ""
@@ -129,15 +139,24 @@ def reviewed_manifest(root: Path, manifests: Sequence[str]) -> ReviewedLabels:
 def merge_exports(exports: Sequence[Path], out: Path) -> list[str]:
     """Copy the images and labels of `export-reviewed` folders into the built dataset `out`'s train split,
     write their merged manifest as `out/reviewed.json`, and return their train.txt entries. A case exported
-    twice (overlapping --since windows) is one image."""
+    twice (overlapping --since windows) is one image; two different images of one name (exports of two
+    databases written before names carried the image's digest) are refused rather than one lost."""
     merged: dict[str, object] = {}
+    origin: dict[str, Path] = {}
     for export in exports:
         manifest = export / MANIFEST
         if not manifest.is_file():
             raise ValueError(f"{export} holds no {MANIFEST}: not a folder written by streetwatch export-reviewed")
         for name, entry in json.loads(manifest.read_text(encoding="utf-8"))["images"].items():
             stem = Path(name).stem
-            shutil.copyfile(export / "images" / "train" / name, out / "images" / "train" / name)
+            image = export / "images" / "train" / name
+            first = origin.setdefault(name, image)
+            if first != image and not filecmp.cmp(first, image, shallow=False):
+                raise ValueError(
+                    f"{first} and {image} are different images of one name: exports of two case databases "
+                    "made before names carried the image's digest; export one of them again"
+                )
+            shutil.copyfile(image, out / "images" / "train" / name)
             shutil.copyfile(export / "labels" / "train" / f"{stem}.txt", out / "labels" / "train" / f"{stem}.txt")
             merged[name] = entry
     (out / MANIFEST).write_text(json.dumps({"images": merged}, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import yaml
 
 from detector.dataset import build_dataset
 from detector.recipes import RecipeError, load_mix
-from detector.reviewed import ReviewedImage, write_reviewed_dataset
+from detector.reviewed import ReviewedImage, image_stem, write_reviewed_dataset
 from detector.taxonomy import TAXONOMY
 
 
@@ -125,18 +126,15 @@ def test_reviewed_exports_join_train_with_their_manifest(tmp_path: Path, sources
     build_dataset(
         *load_mix(write_recipes(tmp_path, mix, {"bins": BINS})), data_root=sources, out=out, state_dir=tmp_path
     )
+    seven, eight = image_stem(7, image.tobytes()), image_stem(8, image.tobytes())
     listed = (out / "train.txt").read_text().split()
-    assert "./images/train/reviewed__case-7.jpg" in listed and "./images/train/reviewed__case-8.jpg" in listed
-    assert labels(out, "train", "reviewed__case-7") == [
-        f"{TAXONOMY.index('garbage')} 0.200000 0.300000 0.200000 0.200000"
-    ]
-    assert labels(out, "train", "reviewed__case-8") == []
+    assert f"./images/train/{seven}.jpg" in listed and f"./images/train/{eight}.jpg" in listed
+    assert labels(out, "train", seven) == [f"{TAXONOMY.index('garbage')} 0.200000 0.300000 0.200000 0.200000"]
+    assert labels(out, "train", eight) == []
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["reviewed"] == ["reviewed.json"] and "bins" in data["annotated"]
     manifest = json.loads((out / "reviewed.json").read_text())["images"]
-    assert manifest["reviewed__case-8.jpg"]["hard_negative"] and manifest["reviewed__case-8.jpg"]["labels"] == [
-        "poster"
-    ]
+    assert manifest[f"{eight}.jpg"]["hard_negative"] and manifest[f"{eight}.jpg"]["labels"] == ["poster"]
 
     mix["reviewed"] = ["no-such-export"]
     with pytest.raises(RecipeError, match=r"reviewed: .*no-such-export holds no reviewed\.json"):
@@ -144,6 +142,40 @@ def test_reviewed_exports_join_train_with_their_manifest(tmp_path: Path, sources
             *load_mix(write_recipes(tmp_path / "2", mix, {"bins": BINS})),
             data_root=sources,
             out=out,
+            state_dir=tmp_path,
+        )
+
+
+def test_exports_of_two_databases_keep_both_cases_of_one_id(tmp_path: Path, sources: Path) -> None:
+    # Two districts' services both have a case 7; the December export of the first was also made twice.
+    district = {}
+    for name, shade in (("east", 40), ("west", 200)):
+        _ok, image = cv2.imencode(".jpg", np.full((48, 64, 3), shade, np.uint8))
+        district[name] = image.tobytes()
+        write_reviewed_dataset(
+            [ReviewedImage(7, True, "car", (0.1, 0.2, 0.3, 0.4), None, district[name])], sources / f"rev-{name}"
+        )
+    shutil.copytree(sources / "rev-east", sources / "rev-east-again")
+    mix = {"sources": ["bins"], "reviewed": ["rev-east", "rev-west", "rev-east-again"], "partial_labels": True}
+    out = tmp_path / "built"
+    build_dataset(
+        *load_mix(write_recipes(tmp_path, mix, {"bins": BINS})), data_root=sources, out=out, state_dir=tmp_path
+    )
+    merged = json.loads((out / "reviewed.json").read_text())["images"]
+    assert sorted(merged) == sorted(f"{image_stem(7, image)}.jpg" for image in district.values())
+    for image in district.values():
+        assert (out / "images" / "train" / f"{image_stem(7, image)}.jpg").read_bytes() == image
+
+    # Exports written before names carried the digest: one name, two images. Refused, naming both, not one lost.
+    legacy = sources / "rev-legacy"
+    shutil.copytree(sources / "rev-east", legacy)
+    (legacy / "images" / "train" / f"{image_stem(7, district['east'])}.jpg").write_bytes(district["west"])
+    mix["reviewed"] = ["rev-east", "rev-legacy"]
+    with pytest.raises(RecipeError, match=r"rev-east/.* and .*rev-legacy/.* are different images of one name"):
+        build_dataset(
+            *load_mix(write_recipes(tmp_path / "2", mix, {"bins": BINS})),
+            data_root=sources,
+            out=tmp_path / "built-2",
             state_dir=tmp_path,
         )
 

@@ -12,6 +12,7 @@ from case_helpers import Clock, bearer, case_body, jpeg, post_case
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from detector.reviewed import image_stem
 from detector.taxonomy import TAXONOMY
 from service.evidence import LocalEvidenceStore, sha256_hex
 from service.settings import ServiceSettings
@@ -74,19 +75,20 @@ def test_confirmed_and_wrong_object_cases_become_labels_and_hard_negatives(
     assert f"case {lost} left out: its clean scene {sha256_hex(jpeg(6, 32))} is missing" in result.output
     assert f"case {duplicate} left out: rejected for a reason that is no hard negative" in result.output
 
+    yes, no = image_stem(confirmed, confirmed_clean), image_stem(rejected, rejected_clean)
     images = sorted(p.name for p in (out / "images" / "train").iterdir())
-    assert images == [f"reviewed__case-{confirmed}.jpg", f"reviewed__case-{rejected}.jpg"]
+    assert images == sorted([f"{yes}.jpg", f"{no}.jpg"])
     # The training image is the clean frame the pipeline posted, byte for byte.
-    assert (out / "images" / "train" / f"reviewed__case-{confirmed}.jpg").read_bytes() == confirmed_clean
-    assert (out / "images" / "train" / f"reviewed__case-{rejected}.jpg").read_bytes() == rejected_clean
-    label = (out / "labels" / "train" / f"reviewed__case-{confirmed}.txt").read_text()
+    assert (out / "images" / "train" / f"{yes}.jpg").read_bytes() == confirmed_clean
+    assert (out / "images" / "train" / f"{no}.jpg").read_bytes() == rejected_clean
+    label = (out / "labels" / "train" / f"{yes}.txt").read_text()
     assert label == f"{TAXONOMY.index('car')} 0.250000 0.650000 0.300000 0.300000\n"
-    assert (out / "labels" / "train" / f"reviewed__case-{rejected}.txt").read_text() == ""
+    assert (out / "labels" / "train" / f"{no}.txt").read_text() == ""
 
     manifest = json.loads((out / "reviewed.json").read_text())["images"]
-    assert manifest[f"reviewed__case-{confirmed}.jpg"]["labels"] == ["car"]
-    assert manifest[f"reviewed__case-{confirmed}.jpg"]["hard_negative"] is False
-    negative = manifest[f"reviewed__case-{rejected}.jpg"]
+    assert manifest[f"{yes}.jpg"]["labels"] == ["car"]
+    assert manifest[f"{yes}.jpg"]["hard_negative"] is False
+    negative = manifest[f"{no}.jpg"]
     assert negative["labels"] == ["street_stall"] and negative["hard_negative"] is True
     assert negative["box"] == [0.1, 0.5, 0.4, 0.8] and negative["reason"] == "wrong object: a parked van"
     data = yaml.safe_load((out / "data.yaml").read_text())
