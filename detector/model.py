@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detector.runtime import prepare_runtime
+from detector.runtime import prepare_runtime, ultralytics_quiet
 from detector.taxonomy import TAXONOMY
 from streetwatch.core import Detections
 
@@ -78,20 +77,6 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-@contextmanager
-def _ultralytics_quiet() -> Iterator[None]:
-    """Hold back ultralytics' info lines (it prints "Loading ... for OpenVINO inference" on stdout even when told
-    verbose=False); warnings and errors still show."""
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
-
-
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What was loaded: from where, in which format, its classes and a version string for cases."""
@@ -132,7 +117,7 @@ class Detector:
             self._model: Any = YOLO(str(path), task="detect")
             # One predict loads the model for inference, once: asking for `names` first would load an exported
             # model a second time (a throwaway predictor), and ultralytics announces each load on stdout.
-            with _ultralytics_quiet():
+            with ultralytics_quiet():
                 self._model.predict(
                     np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, conf=confidence, device=device, verbose=False
                 )

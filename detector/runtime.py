@@ -9,10 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: The logger ultralytics writes its messages to (its LOGGING_NAME).
+ULTRALYTICS_LOGGER = "ultralytics"
 
 _prepared: Path | None = None
 
@@ -47,6 +52,22 @@ def _opt_out_of_openvino_telemetry() -> None:
     OptInChecker().update_result(ConsentCheckResult.DECLINED)
 
 
+def _warnings_and_worse(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+@contextmanager
+def ultralytics_quiet() -> Iterator[None]:
+    """Hold back ultralytics' info lines, which it prints on stdout even where told verbose=False (loading a
+    model, creating its settings file); its warnings and errors still show."""
+    logger = logging.getLogger(ULTRALYTICS_LOGGER)
+    logger.addFilter(_warnings_and_worse)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_warnings_and_worse)
+
+
 def prepare_runtime(state_dir: Path, threads: int | None = None) -> Path:
     """Make ultralytics offline and self-contained under `state_dir`; returns its config dir.
 
@@ -74,7 +95,9 @@ def prepare_runtime(state_dir: Path, threads: int | None = None) -> Path:
     _opt_out_of_openvino_telemetry()
 
     import torch
-    import ultralytics.utils
+
+    with ultralytics_quiet():  # its first import in a new config dir announces the settings file it creates
+        import ultralytics.utils
     import ultralytics.utils.downloads
     import ultralytics.utils.torch_utils
 

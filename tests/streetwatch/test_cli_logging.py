@@ -34,6 +34,9 @@ def test_verbose_run_logs_the_pipeline_s_decisions_in_plain_lines_and_nothing_el
 
     first = streetwatch("-v", "run", str(tmp_path / "cfg.yaml"), "--state-dir", state, "--no-progress")
     assert first.returncode == 0, first.stderr
+    # stdout is the run's own summary: ultralytics announced its new settings file and each OpenVINO load there
+    # (and loaded the model twice).
+    assert first.stdout.splitlines() == ["cases raised: 0 bus-stop=0"], first.stdout
     lines = first.stderr.splitlines()
     assert lines and all(PLAIN.match(line) for line in lines), first.stderr
     messages = [line.split(": ", 1)[1] for line in lines]
@@ -52,5 +55,3 @@ def test_verbose_run_logs_the_pipeline_s_decisions_in_plain_lines_and_nothing_el
     assert again.returncode == 0, again.stderr
     assert "migrating" not in again.stderr and "HTTP Request" not in again.stderr
     assert " DEBUG " not in again.stderr
-    # stdout is the run's own: ultralytics announced each OpenVINO load there (and loaded the model twice).
-    assert again.stdout.splitlines() == ["cases raised: 0 bus-stop=0"], again.stdout
