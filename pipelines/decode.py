@@ -9,6 +9,7 @@ less often than keyframes come (one frame every 2 s against a keyframe every 1-4
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Any, Final
 import av
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 #: Timestamps closer than this are the same instant (the sampler's own tolerance).
 EPS_S: Final = 1e-6
@@ -75,6 +78,10 @@ class _Gop:
         self.size += packet.size
 
 
+class _NotRandomAccessError(Exception):
+    """A keyframe the file flags did not decode on its own: its first frame out was not the keyframe's."""
+
+
 def due_frames(
     path: Path,
     every_s: float,
@@ -88,11 +95,33 @@ def due_frames(
 
     `on_decoded` is called for every frame the decoder actually produced (the cost the skipping saves). A GOP
     holding more than `max_held_bytes` of packets is decoded as it arrives. `skip_gops` False decodes every frame
-    instead, the plain way: the same frames at several times the cost, to check the skipping against.
+    instead, the plain way: the same frames at several times the cost, to check the skipping against. A file
+    whose keyframes cannot be decoded on their own (intra refresh: the flagged frames are recovery points, and
+    the decoder shows nothing until a sweep of intra blocks has refreshed the picture) is decoded the plain way
+    from its start, once that shows, yielding only frames after those already yielded.
 
     Raises:
         DecodeError: the file cannot be opened as a video.
     """
+    sampler = Sampler(every_s)
+    if skip_gops:
+        try:
+            yield from _decode(path, sampler, stop, on_decoded, max_held_bytes=max_held_bytes)
+            return
+        except _NotRandomAccessError:
+            log.info("%s: its keyframes do not decode on their own (intra refresh?): decoding every frame", path)
+    yield from _decode(path, sampler, stop, on_decoded, max_held_bytes=None)
+
+
+def _decode(
+    path: Path,
+    sampler: Sampler,
+    stop: threading.Event,
+    on_decoded: Callable[[], None],
+    *,
+    max_held_bytes: int | None,
+) -> Iterator[DueFrame]:
+    """`due_frames`' work, GOPs skipped (`max_held_bytes` set) or every frame decoded (None)."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
@@ -104,12 +133,11 @@ def due_frames(
         time_base = stream.time_base or Fraction(1, 90_000)
         start = stream.start_time or 0
         codec = stream.codec_context
-        sampler = Sampler(every_s)
 
         def seconds(pts: int) -> float:
             return float((pts - start) * time_base)
 
-        if not skip_gops:
+        if max_held_bytes is None:
             for frame in container.decode(stream):
                 if stop.is_set():
                     return
@@ -119,18 +147,27 @@ def due_frames(
             return
 
         def decode(gop: _Gop, *, whole: bool) -> Iterator[DueFrame]:
-            # A GOP opens with a keyframe: the decoder starts afresh there. A part of a GOP too long to hold
-            # continues from the part before it, so every packet is fed and the decoder is neither reset nor
-            # drained; a whole GOP is fed only up to its last due frame, then drained of the frames it delays.
+            # A GOP opens with a keyframe: the decoder starts afresh there, and the first frame out must be the
+            # keyframe's. A part of a GOP too long to hold continues from the part before it, so every packet is
+            # fed and the decoder is neither reset nor drained; a whole GOP is fed only up to its last due frame,
+            # then drained of the frames it delays.
+            keyframe_pts = None
             if gop.packets[0].is_keyframe:
                 codec.flush_buffers()
+                keyframe_pts = gop.packets[0].pts
             for packet in [*gop.packets, None] if whole else gop.packets:
                 if whole and (stop.is_set() or not sampler.wants_until(gop.last_s)):
                     return
                 for frame in codec.decode(packet):
+                    if keyframe_pts is not None and frame.pts is not None:
+                        if frame.pts != keyframe_pts:
+                            raise _NotRandomAccessError
+                        keyframe_pts = None
                     on_decoded()
                     if frame.pts is not None and sampler.due(seconds(frame.pts)):
                         yield DueFrame(seconds(frame.pts), np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
+            if keyframe_pts is not None and not stop.is_set():
+                raise _NotRandomAccessError
 
         gop = _Gop()
         for packet in container.demux(stream):

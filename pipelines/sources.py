@@ -257,7 +257,7 @@ class LiveSource:
             on_decoded=self._decoded.inc,
         )
         stall_s = self.settings.stall_timeout_s
-        delivered = False
+        delivered = told_intra_refresh = False
         last_packet = start
         undecoded_since: float | None = None
         packets = container.demux(stream)
@@ -280,6 +280,13 @@ class LiveSource:
                 return sampler.wants_until(clock.packet_time(s, at))
 
             decoded = decoder.push(packet, wants)
+            if not decoder.lone_keyframes and not told_intra_refresh:
+                told_intra_refresh = True
+                log.info(
+                    "camera %s: a keyframe did not decode on its own (intra refresh?); each due frame now comes "
+                    "when its GOP's picture is whole, at most one GOP late",
+                    self.camera.id,
+                )
             if decoded.frames:
                 undecoded_since = None
             elif decoded.fed:

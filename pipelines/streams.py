@@ -3,7 +3,9 @@
 Every packet is demuxed (cheap: no decoding) and the packets since the last keyframe are held, compressed. A live
 stream's GOP cannot be known ahead, so it is observed: while keyframes come at least once every `sample_every_s`,
 a due frame is taken from the next keyframe, decoded alone (at most one GOP after it was due); when they come
-less often, the held GOP is decoded from its keyframe up to the due frame, which then comes exactly when due.
+less often, the held GOP is decoded from its keyframe up to the due frame, which then comes exactly when due. A
+stream whose keyframes give no frame decoded alone (intra refresh: they mark where a sweep of intra blocks
+starts refreshing the picture) is read the second way, each due frame coming once its GOP's picture is whole.
 Either way only a fraction of the frames is decoded when frames are due less often than every frame (one every
 2 s against 25 fps is the CCTV norm), and only the due frames are converted.
 """
@@ -76,6 +78,7 @@ class DueDecoder:
         self._gop_s: float | None = None
         self._synced = False
         self._keyframe_shown = False
+        self._lone_keyframes = True
         self._last_s: float | None = None
         self._last_pts: int | None = None
 
@@ -83,6 +86,14 @@ class DueDecoder:
     def has_keyframe(self) -> bool:
         """Whether a keyframe arrived yet: no frame of a connection can be decoded before its first."""
         return self._has_keyframe
+
+    @property
+    def lone_keyframes(self) -> bool:
+        """False once a keyframe decoded by itself gave no frame (intra refresh: the stream flags recovery points
+        as keyframes, and the decoder shows nothing until a sweep of intra blocks has refreshed the picture); due
+        frames are then decoded from their GOP's keyframe onwards and come when the picture is whole, at most
+        one GOP late."""
+        return self._lone_keyframes
 
     def push(self, packet: av.Packet[Any], wants: Callable[[float | None], bool]) -> Decoded:
         """Take the next packet; decode what a due frame needs and return the frames that decoding produced."""
@@ -120,7 +131,7 @@ class DueDecoder:
         return self._last_s
 
     def _keyframes_suffice(self, s: float | None) -> bool:
-        if self._gop_s is None or self._gop_s > self._every_s + EPS_S:
+        if not self._lone_keyframes or self._gop_s is None or self._gop_s > self._every_s + EPS_S:
             return False
         # A keyframe overdue by more than a sampling period means the camera changed its GOP: decode this one.
         return s is None or self._keyframe_s is None or s - self._keyframe_s < self._every_s - EPS_S
@@ -131,7 +142,10 @@ class DueDecoder:
         out = self._feed([self._held[0], None])
         self._synced = False  # drained: the rest of the GOP, if ever needed, is decoded from the keyframe again
         self._keyframe_shown = bool(out.frames)
-        return out
+        if out.frames or out.failed:
+            return out
+        self._lone_keyframes = False
+        return self._catch_up()
 
     def _catch_up(self) -> Decoded:
         """Feed the decoder the held packets, from the GOP's keyframe if it is not fed up to here already."""

@@ -53,9 +53,17 @@ def encode_video(
     codec: str = "libx264",
     keyframe_every_s: float = 2.0,
     b_frames: int = 0,
+    intra_refresh: bool = False,
 ) -> Path:
     """Encode BGR frames as a camera would: H.264 (`libx264`) or HEVC (`libx265`), a keyframe every
-    `keyframe_every_s` seconds (a fixed GOP, no extra keyframes at scene cuts) and `b_frames` B-frames."""
+    `keyframe_every_s` seconds (a fixed GOP, no extra keyframes at scene cuts) and `b_frames` B-frames.
+
+    `intra_refresh` (H.264 only) is what low-latency cameras send instead: one IDR frame at the start, then a
+    column of intra blocks sweeping across the picture every `keyframe_every_s`, each sweep's start marked as a
+    recovery point, which demuxers flag as a keyframe although no frame can be decoded from it alone.
+    """
+    if intra_refresh and codec != "libx264":
+        raise ValueError(f"intra refresh is made with libx264, not {codec}")
     path.parent.mkdir(parents=True, exist_ok=True)
     gop = max(1, round(keyframe_every_s * fps))
     with av.open(str(path), "w") as container:
@@ -66,6 +74,8 @@ def encode_video(
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = b_frames
         params = {"scenecut": "0", "bframes": str(b_frames), "keyint": str(gop), "min-keyint": str(gop)}
+        if intra_refresh:
+            params["intra-refresh"] = "1"
         if codec == "libx264":
             stream.options = {"x264-params": ":".join(f"{k}={v}" for k, v in params.items()), "preset": "veryfast"}
         elif codec == "libx265":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -79,6 +80,24 @@ def test_a_file_of_one_long_gop_is_decoded_as_it_comes_not_held(
     got, _ = skipping_decode(video, 2.0, max_held_bytes=2000)
     assert [f.timestamp_s for f in got] == [f.timestamp_s for f in expected] == pytest.approx([0.0, 2.0, 4.0])
     assert all(np.array_equal(a.image, b.image) for a, b in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("every_s", [2.0, 0.5])
+def test_an_intra_refresh_file_gives_exactly_the_frames_a_full_decode_samples(
+    tmp_path: Path, every_s: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No keyframe after the first decodes on its own: skipping to one showed nothing until its refresh sweep was
+    # done, a second later, and a frame due every 2 s came a second late. The file is decoded whole instead.
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=8.0, fps=25)
+    video = encode_video(tmp_path / "cam.mp4", frames, fps=25, keyframe_every_s=1.0, intra_refresh=True)
+    expected, _ = full_decode(video, every_s)
+    with caplog.at_level(logging.INFO, logger="pipelines.decode"):
+        got, decoded = skipping_decode(video, every_s)
+    assert [f.timestamp_s for f in got] == [f.timestamp_s for f in expected]
+    assert len(got) == pytest.approx(8.0 / every_s, abs=1)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(got, expected, strict=True))
+    assert "keyframes do not decode on their own" in caplog.text
+    assert decoded <= 200 + 25  # a full decode, and at most the GOPs skipped before it showed
 
 
 def test_stop_ends_decoding(tmp_path: Path) -> None:

@@ -347,3 +347,28 @@ def test_an_rtsp_camera_with_rare_keyframes_still_gives_a_frame_every_sample_eve
             reading.close()
     assert [f.timestamp_s for f in reading.frames[:5]] == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0], abs=0.05)
     assert reconnects(metrics) == 0
+
+
+@pytest.mark.slow
+def test_an_rtsp_camera_with_intra_refresh_keeps_giving_frames(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Low-latency cameras refresh the picture with a sweep of intra blocks instead of keyframes; RTSP flags each
+    # sweep's start as a keyframe, which decodes to nothing on its own. A frame due every 2 s, a sweep a second.
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=20.0, fps=25)
+    video = encode_video(tmp_path / "cam.mp4", frames, fps=25, keyframe_every_s=1.0, intra_refresh=True)
+    metrics = PipelineMetrics()
+    with caplog.at_level(logging.INFO, logger="pipelines.sources"):
+        for server in serving(video, tmp_path, "h264"):
+            reading = Reading(live(server.url, metrics, every_s=2.0).frames)
+            try:
+                reading.wait_for(5)
+            finally:
+                reading.close()
+    times = [f.timestamp_s for f in reading.frames[:5]]
+    # Before that showed, the frame due at 2 s waited for a keyframe (a sweep) and then for its sweep: at most two
+    # sweeps late; after it, each due frame is decoded from the sweep it falls in: at most one sweep late.
+    assert 2 - 0.05 <= times[1] <= 2 + 2.05, times
+    assert all(2 * k - 0.05 <= t <= 2 * k + 1.05 for k, t in enumerate(times) if k != 1), times
+    assert reconnects(metrics) == 0
+    assert "camera cam-live: a keyframe did not decode on its own (intra refresh?)" in caplog.text

@@ -84,3 +84,16 @@ def test_a_stream_of_one_endless_gop_is_decoded_as_it_comes_not_held(tmp_path: P
     assert times == pytest.approx([0.0, 2.0, 4.0], abs=1e-6)
     # Decoded as they came, frames past the last due one too (held, only those up to 4 s would be: 101).
     assert decoded > 140, decoded
+
+
+@pytest.mark.parametrize("every_s", [2.0, 1.0])
+def test_an_intra_refresh_stream_gives_every_due_frame_at_most_one_refresh_late(tmp_path: Path, every_s: float) -> None:
+    # Its keyframes are recovery points: decoded alone they give nothing, and keyframes once a second "sufficed"
+    # for a frame due every 1 or 2 s, so after the first frame none came at all (the connection then stalled).
+    frames = panned(asset_image("bus.jpg"), (320, 240), seconds=12.0, fps=25)
+    video = encode_video(tmp_path / "cam.mp4", frames, fps=25, keyframe_every_s=1.0, intra_refresh=True)
+    times, _ = read_live(video, every_s)
+    due = [k * every_s for k in range(round(12.0 / every_s))]
+    assert len(times) == len(due), times
+    # Each comes when its refresh sweep is done: on time (the stream's first frame) or within a second after.
+    assert all(d - 1e-6 <= t <= d + 1.0 for d, t in zip(due, times, strict=True)), times
