@@ -284,7 +284,7 @@ class LiveSource:
                 told_intra_refresh = True
                 log.info(
                     "camera %s: a keyframe did not decode on its own (intra refresh?); each due frame now comes "
-                    "when its GOP's picture is whole, at most one GOP late",
+                    "when its GOP's picture is whole, one or two GOPs late",
                     self.camera.id,
                 )
             if decoded.frames:

@@ -91,8 +91,8 @@ class DueDecoder:
     def lone_keyframes(self) -> bool:
         """False once a keyframe decoded by itself gave no frame (intra refresh: the stream flags recovery points
         as keyframes, and the decoder shows nothing until a sweep of intra blocks has refreshed the picture); due
-        frames are then decoded from their GOP's keyframe onwards and come when the picture is whole, at most
-        one GOP late."""
+        frames are then decoded from their GOP's keyframe onwards and come when the picture is whole: one GOP late,
+        two where the decoder recovers only in the next sweep."""
         return self._lone_keyframes
 
     def push(self, packet: av.Packet[Any], wants: Callable[[float | None], bool]) -> Decoded:

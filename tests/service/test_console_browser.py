@@ -40,6 +40,20 @@ pytestmark = [
 ]
 
 
+def case_ids(browser: object, selector: str) -> list[str]:
+    """The case ids of the rows `selector` matches, read in one script: the console re-renders its lists as cases
+    come and go, so rows found by one command may be gone by the next (a stale element)."""
+    from selenium.webdriver import Chrome
+
+    assert isinstance(browser, Chrome)
+    ids = browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), r => r.getAttribute('data-case-id') || '')",
+        selector,
+    )
+    assert isinstance(ids, list)
+    return [str(i) for i in ids]
+
+
 @pytest.fixture
 def server(settings: ServiceSettings) -> Iterator[str]:
     """The service on a free loopback port, with the wall clock; yields its base URL."""
@@ -142,7 +156,7 @@ def test_a_reviewer_confirms_rejects_and_undoes_from_the_keyboard(
     browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
 
     def rows() -> list[str]:
-        return [r.get_attribute("data-case-id") or "" for r in browser.find_elements(By.CSS_SELECTOR, "tr.case-row")]
+        return case_ids(browser, "tr.case-row")
 
     wait.until(lambda _d: rows() == [str(first), str(second), str(third)])
     thumb = browser.find_element(By.CSS_SELECTOR, "tr.case-row img.thumb")
@@ -205,8 +219,7 @@ def test_a_dispatcher_files_a_case_and_reads_the_kpi_charts(
     wait.until(lambda d: d.current_url.split("#")[0].endswith("/console/dispatch"))
 
     def section(status: str) -> list[str]:
-        rows = browser.find_elements(By.CSS_SELECTOR, f"#section-{status} tr.loop-row")
-        return [r.get_attribute("data-case-id") or "" for r in rows]
+        return case_ids(browser, f"#section-{status} tr.loop-row")
 
     # The service runs on the wall clock: every deadline of 2025 has passed.
     overdue = browser.find_elements(By.CSS_SELECTOR, "tr.loop-row.overdue")
